@@ -1,0 +1,4 @@
+"""``python -m generator``."""
+from generator.cli import main
+
+raise SystemExit(main())

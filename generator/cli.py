@@ -1,0 +1,73 @@
+"""Command line: ``python -m generator build --config FILE``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from generator.errors import GeneratorError
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+Audit face-image classifiers for bias and explain them.
+
+`build` reads one YAML config, makes (or loads) the faces and the models,
+computes results by group, and writes the result pages (docs/results/),
+the lecture deck (slides/build/) and the site (site/). Every stage is
+cached under data/cache/ by the hash of its inputs, so a rerun only redoes
+what changed and an interrupted run resumes where it stopped.
+
+Start with the embedded default:
+  python -m generator build --config data/configs/default.yaml
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m generator", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    build = commands.add_parser("build", help="generate results, pages, deck and site from a config",
+                                description="Generate results, pages, deck and site from one YAML config.")
+    build.add_argument("--config", required=True, metavar="FILE", help="YAML config (see data/configs/)")
+    build.add_argument("--no-site", action="store_true", help="write pages and deck but do not run mkdocs")
+    build.add_argument("--slides-pdf", action="store_true", help="also export the deck to PDF (needs chromium)")
+    build.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
+    check = commands.add_parser("check", help="validate a config and exit",
+                                description="Validate a YAML config and print the settings it resolves to.")
+    check.add_argument("--config", required=True, metavar="FILE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status (2 for a user error)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except GeneratorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished stages are cached; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from generator.config import load_config
+
+    config = load_config(args.config)
+    if args.command == "check":
+        import yaml
+
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+    from generator.pipeline.build import build
+
+    result = build(config, site=not args.no_site, slides_pdf=True if args.slides_pdf else None)
+    parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    print(f"results: {result.results_dir}  deck: {result.deck_html}  site: {result.site_dir or '(not built)'}")
+    print(f"time: {parts}")
+    return 0

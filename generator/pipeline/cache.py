@@ -1,0 +1,141 @@
+"""Content-addressed cache of stage outputs, written atomically.
+
+Every stage result lives in ``<cache_dir>/<stage>/<key>/`` where ``key`` is the hash
+of the stage's parameters and of the keys of its inputs. A stage writes into a
+temporary folder; a ``done.json`` listing each file with its SHA-256 is written
+last, and the folder is then renamed into place. So:
+
+* an interrupted run leaves only a temporary folder, which the next run ignores
+  and removes, and finished entries are reused;
+* an unchanged rerun finds every entry and recomputes nothing;
+* a damaged entry (a file changed, truncated or missing) fails its checksum and is
+  recomputed instead of used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["Cache", "atomic_write_bytes", "atomic_write_text", "file_sha256", "stable_hash"]
+
+log = logging.getLogger(__name__)
+DONE = "done.json"
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """SHA-256 of the canonical JSON of ``payload`` (sorted keys), truncated."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` via a temporary file and a rename.
+
+    Returns False (and leaves the file untouched) when it already holds ``data``,
+    so unchanged outputs keep their modification times.
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def atomic_write_text(path: Path, text: str) -> bool:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class Cache:
+    """A folder of finished stage results, one sub-folder per stage and key.
+
+    Parameters
+    ----------
+    root
+        The cache folder (``output.cache_dir`` in the config).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def key(self, stage: str, params: Any, inputs: tuple[str, ...] = ()) -> str:
+        """The key of a stage run: a hash of its name, parameters and input keys."""
+        return stable_hash({"stage": stage, "params": params, "inputs": list(inputs)})
+
+    def path(self, stage: str, key: str) -> Path:
+        """Where the entry for ``stage`` / ``key`` lives (it may not exist yet)."""
+        return self.root / stage / key
+
+    def is_valid(self, stage: str, key: str) -> bool:
+        """True when the entry exists and every file matches its recorded checksum."""
+        entry = self.path(stage, key)
+        try:
+            listing = json.loads((entry / DONE).read_text())
+        except (OSError, ValueError):
+            return False
+        for name, digest in listing.get("files", {}).items():
+            file = entry / name
+            if not file.is_file() or file_sha256(file) != digest:
+                log.warning("cache entry %s is damaged (%s); recomputing", entry, name)
+                return False
+        return True
+
+    def get_or_compute(self, stage: str, key: str, compute: Callable[[Path], None]) -> Path:
+        """Return the entry folder, computing it with ``compute(tmp_dir)`` if needed.
+
+        ``compute`` writes its files into the folder it is given; the folder is
+        sealed (checksums recorded) and renamed into place only after it returns.
+        """
+        entry = self.path(stage, key)
+        if self.is_valid(stage, key):
+            return entry
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale(entry)
+        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key}.", suffix=".tmp"))
+        try:
+            compute(tmp)
+            self._seal(tmp)
+            if entry.exists():
+                shutil.rmtree(entry)
+            os.replace(tmp, entry)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return entry
+
+    def _seal(self, folder: Path) -> None:
+        files = {
+            p.relative_to(folder).as_posix(): file_sha256(p)
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != DONE
+        }
+        (folder / DONE).write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
+
+    @staticmethod
+    def _remove_stale(entry: Path) -> None:
+        """Remove left-overs of interrupted runs of this key (temporary folders)."""
+        for stale in entry.parent.glob(f".{entry.name}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Markdown building blocks for the result pages: escaped text, tables, figures.
+
+Every string that can come from a dataset or a config (labels, group names, file
+names, titles) goes through :func:`escape` before it reaches a page, so that a
+label such as ``<img src=x onerror=alert(1)>`` is shown as text.
+"""
+from __future__ import annotations
+
+import html
+import math
+from numbers import Number
+
+import pandas as pd
+
+from generator.report.artifacts import FigureArtifact, TableArtifact
+
+__all__ = ["escape", "figure_block", "format_value", "table_block", "table_markdown"]
+
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_{}[]()#+!|~"})
+
+
+def escape(text: object) -> str:
+    """HTML-escape and Markdown-escape an untrusted value for inline use."""
+    return html.escape(str(text), quote=True).translate(_MD_SPECIAL)
+
+
+def format_value(value: object, digits: int = 3) -> str:
+    """A table cell: floats rounded, NaN shown as "n/a", everything else escaped."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Number) and not isinstance(value, int):
+        value = float(value)
+        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+    return escape(value)
+
+
+def table_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A pipe table of ``frame`` (headers and cells escaped)."""
+    head = "| " + " | ".join(escape(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(format_value(v, digits) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
+
+
+def figure_block(fig: FigureArtifact, prefix: str = "") -> str:
+    """A figure with its permalink anchor, caption and PNG/SVG/PDF download links."""
+    links = " · ".join(f"[{fmt.upper()}]({prefix}{path})" for fmt, path in fig.files.items())
+    return (
+        f'<figure class="result-figure" id="{fig.id}" markdown="span">\n'
+        f"  ![{escape(fig.alt)}]({prefix}{fig.files['png']})\n"
+        f"  <figcaption markdown=\"span\">[**{fig.id}**](#{fig.id}) {escape(fig.title)}. "
+        f"{escape(fig.caption)} Download: {links}</figcaption>\n"
+        f"</figure>\n"
+    )
+
+
+def table_block(table: TableArtifact, prefix: str = "", digits: int = 3) -> str:
+    """A table with its anchor, caption and CSV download link."""
+    return (
+        f'<div class="result-table" id="{table.id}" markdown="block">\n\n'
+        f"[**{table.id}**](#{table.id}) {escape(table.title)}. {escape(table.caption)} "
+        f"Download: [CSV]({prefix}{table.csv})\n\n"
+        f"{table_markdown(table.frame, digits)}\n\n</div>\n"
+    )

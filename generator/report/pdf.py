@@ -1,0 +1,210 @@
+"""Print the reveal.js deck to PDF with Debian's chromium driven by Playwright.
+
+reveal.js lays a deck out for printing when opened with ``?print-pdf``; chromium's
+own ``--print-to-pdf`` prints before that layout exists (a blank page), so the deck
+is opened in a Playwright page, awaited until reveal.js, KaTeX and the fonts are
+done, and printed with ``page.pdf``. Every request that would leave the machine is
+blocked and fails the export: the PDF shows exactly what the offline deck shows.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from generator.errors import ExportError
+
+__all__ = ["CHROMIUM_ARGS", "find_chromium", "export_pdf", "count_pdf_pages"]
+
+log = logging.getLogger(__name__)
+
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+)
+"""Flags for Debian's chromium in containers and CI, without background traffic."""
+
+_LOCAL_SCHEMES = frozenset({"file", "data", "blob", "about"})
+
+# reveal.js adds data-pdf-ready (see deck.html.j2) after the print layout; the
+# math plugin renders on the "ready" event (class "ready") once KaTeX's
+# auto-render has loaded (renderMathInElement defined).
+_READY_JS = """() =>
+    document.documentElement.getAttribute("data-pdf-ready") === "true"
+    && document.querySelector(".reveal.ready") !== null
+    && typeof window.renderMathInElement === "function"
+"""
+
+_SETTLE_JS = """async () => {
+    await new Promise(requestAnimationFrame);
+    await new Promise(requestAnimationFrame);
+    await document.fonts.ready;
+    return {
+        failedFonts: Array.from(document.fonts)
+            .filter((font) => font.status === "error").map((font) => font.family),
+        mathErrors: document.querySelectorAll(".katex-error").length,
+        slides: Reveal.getSlides().length,
+        slidesWithNotes: Reveal.getSlides().filter((s) => Reveal.getSlideNotes(s)).length,
+    };
+}"""
+
+
+def find_chromium() -> str:
+    """Return the path of Debian's ``chromium``.
+
+    Raises
+    ------
+    ExportError
+        If no ``chromium`` is on the PATH.
+    """
+    path = shutil.which("chromium")
+    if path is None:
+        raise ExportError(
+            "chromium not found on PATH; install Debian's package with "
+            "`apt-get install chromium` (Playwright drives it; no browser download is needed)"
+        )
+    return path
+
+
+def export_pdf(
+    deck_html: Path, pdf_path: Path, *, notes: bool = False, timeout_s: float = 120
+) -> Path:
+    """Print a reveal.js deck to PDF, one page per slide.
+
+    Parameters
+    ----------
+    deck_html : Path
+        The deck's ``index.html`` (written by ``generator.report.deck.write_deck``).
+    pdf_path : Path
+        Output file; written atomically.
+    notes : bool
+        If true, each slide with speaker notes is followed by a page of notes
+        (reveal.js ``showNotes=separate-page``).
+    timeout_s : float
+        Limit for starting chromium, loading the deck and each wait.
+
+    Returns
+    -------
+    Path
+        ``pdf_path``.
+
+    Raises
+    ------
+    ExportError
+        If chromium or Playwright is missing, the deck does not load, it asks for
+        anything outside the machine, a font fails, or the page count is wrong.
+    """
+    deck_html = Path(deck_html).resolve()
+    if not deck_html.is_file():
+        raise ExportError(f"deck not found: {deck_html}; write it with write_deck first")
+    query = "?print-pdf&showNotes=separate-page" if notes else "?print-pdf"
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=pdf_path.parent, prefix=f".{pdf_path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        report = _print_to(tmp, deck_html.as_uri() + query, find_chromium(), timeout_s * 1000)
+        _check_pages(count_pdf_pages(tmp), report, notes=notes)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, pdf_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return pdf_path
+
+
+def count_pdf_pages(pdf: Path) -> int:
+    """Number of pages of a PDF (pypdf if installed, else a scan for page objects)."""
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        return len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", Path(pdf).read_bytes()))
+    return len(PdfReader(pdf).pages)
+
+
+def _print_to(target: Path, url: str, chromium: str, timeout_ms: float) -> dict:
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise ExportError("Playwright for Python is missing; `pip install playwright`") from exc
+    outside: list[str] = []
+    errors: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=chromium, args=list(CHROMIUM_ARGS), timeout=timeout_ms
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                page.set_default_timeout(timeout_ms)
+                page.on("request", lambda request: _note_outside(request.url, outside))
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.route("**/*", lambda route: _local_only(route, outside))
+                page.goto(url, wait_until="load")
+                page.wait_for_function(_READY_JS)
+                report = page.evaluate(_SETTLE_JS)
+                _check_page(report, outside, errors)
+                page.pdf(path=str(target), prefer_css_page_size=True, print_background=True)
+            finally:
+                browser.close()
+    except PlaywrightError as exc:
+        raise ExportError(f"printing {url} with {chromium} failed: {exc}") from exc
+    _check_page(report, outside, errors)
+    return report
+
+
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in _LOCAL_SCHEMES
+
+
+def _note_outside(url: str, outside: list[str]) -> None:
+    if not _is_local(url) and url not in outside:
+        outside.append(url)
+
+
+def _local_only(route, outside: list[str]) -> None:
+    url = route.request.url
+    if _is_local(url):
+        route.continue_()
+        return
+    _note_outside(url, outside)
+    route.abort("blockedbyclient")
+
+
+def _check_page(report: dict, outside: list[str], errors: list[str]) -> None:
+    if outside:
+        raise ExportError(
+            "the deck asked for files outside this machine (blocked): " + ", ".join(outside)
+            + "; every library must load from the deck's lib/ folder"
+        )
+    if errors:
+        raise ExportError("the deck raised JavaScript errors: " + "; ".join(errors))
+    if report["failedFonts"]:
+        raise ExportError("fonts failed to load: " + ", ".join(sorted(set(report["failedFonts"]))))
+    if report["mathErrors"]:
+        log.warning("%d formulas in the deck could not be typeset by KaTeX", report["mathErrors"])
+
+
+def _check_pages(pages: int, report: dict, *, notes: bool) -> None:
+    expected = report["slides"] + (report["slidesWithNotes"] if notes else 0)
+    if pages == expected:
+        return
+    if notes and pages > expected:
+        log.warning(
+            "the PDF has %d pages for %d slides and %d notes pages: some notes span two pages",
+            pages, report["slides"], report["slidesWithNotes"],
+        )
+        return
+    raise ExportError(
+        f"the PDF has {pages} pages but the deck has {expected} "
+        f"({report['slides']} slides{', plus notes pages' if notes else ''}); "
+        "reveal.js should print exactly one page per slide"
+    )

@@ -1,0 +1,37 @@
+"""Facts about the software a build ran with, for the reproducibility page."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["PACKAGES", "environment_facts", "git_commit"]
+
+PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "captum", "xplique", "fairlearn", "scikit-learn",
+            "numpy", "pandas", "matplotlib", "mkdocs", "mkdocs-material")
+
+
+def environment_facts() -> dict[str, object]:
+    """Python and package versions and the git commit of the working tree."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"python": platform.python_version(), "packages": versions, "git_commit": git_commit()}
+
+
+def git_commit(folder: Path | None = None) -> str:
+    """The commit hash of the repository (with '+dirty' for uncommitted changes), or 'unknown'."""
+    cwd = str(folder or Path.cwd())
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

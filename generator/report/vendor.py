@@ -1,0 +1,142 @@
+"""Copy the browser libraries that the site and the deck load into their output folders.
+
+Every script, style sheet and font the site or the deck needs is served from the
+project's own files: nothing is fetched from a CDN when a page is viewed. The
+libraries come from npm (``package.json`` / ``package-lock.json``, installed with
+``npm ci``); this module copies the few files each output needs out of
+``node_modules``.
+
+A file is copied only when the target is missing or differs, so a rerun that
+finds everything in place writes nothing.
+"""
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from generator.errors import ExportError
+
+__all__ = ["SITE_VENDOR_DIR", "DECK_LIB_DIR", "copy_site_vendor", "copy_deck_vendor"]
+
+SITE_VENDOR_DIR = Path("assets") / "vendor"
+"""Where the site's vendored files go, relative to the MkDocs ``docs_dir``."""
+
+DECK_LIB_DIR = Path("lib")
+"""Where the deck's vendored files go, relative to the deck folder."""
+
+_KATEX_FILES = ("katex.min.css", "katex.min.js", "contrib/auto-render.min.js")
+
+# (npm package, file inside the package, target relative to the vendor root);
+# a source that is a folder is copied file by file, without subfolders.
+_SITE_ASSETS: tuple[tuple[str, str, str], ...] = (
+    *(("katex", f"dist/{name}", f"katex/{name}") for name in _KATEX_FILES),
+    ("katex", "dist/fonts", "katex/fonts"),
+    ("katex", "LICENSE", "katex/LICENSE"),
+    ("iframe-worker", "shim/index.js", "iframe-worker/shim.js"),
+    ("iframe-worker", "LICENSE", "iframe-worker/LICENSE"),
+)
+
+# The reveal.js math plugin loads KaTeX from ``<local>/dist/...``, so the deck
+# keeps KaTeX's ``dist`` folder layout under ``lib/katex``.
+_DECK_ASSETS: tuple[tuple[str, str, str], ...] = (
+    *(("reveal.js", f"dist/{name}", f"reveal.js/{name}") for name in (
+        "reset.css", "reveal.css", "reveal.js", "theme/white-contrast.css",
+        "plugin/notes.js", "plugin/math.js",
+    )),
+    ("reveal.js", "LICENSE", "reveal.js/LICENSE"),
+    *(("katex", f"dist/{name}", f"katex/dist/{name}") for name in _KATEX_FILES),
+    ("katex", "dist/fonts", "katex/dist/fonts"),
+    ("katex", "LICENSE", "katex/LICENSE"),
+)
+
+
+def copy_site_vendor(node_modules: Path, docs_dir: Path) -> list[Path]:
+    """Copy KaTeX and the iframe-worker shim into ``<docs_dir>/assets/vendor``.
+
+    Parameters
+    ----------
+    node_modules : Path
+        The project's ``node_modules`` folder, filled by ``npm ci``.
+    docs_dir : Path
+        The MkDocs ``docs_dir``; ``mkdocs.yml`` refers to the copied files.
+
+    Returns
+    -------
+    list of Path
+        Every vendored file of the site (copied now or already up to date).
+
+    Raises
+    ------
+    ExportError
+        If ``node_modules`` or a file the site needs is missing.
+    """
+    return _copy_assets(_SITE_ASSETS, Path(node_modules), Path(docs_dir) / SITE_VENDOR_DIR)
+
+
+def copy_deck_vendor(node_modules: Path, deck_dir: Path) -> list[Path]:
+    """Copy reveal.js (theme, notes and math plugins) and KaTeX into ``<deck_dir>/lib``.
+
+    Parameters
+    ----------
+    node_modules : Path
+        The project's ``node_modules`` folder, filled by ``npm ci``.
+    deck_dir : Path
+        The folder that holds the deck's ``index.html``.
+
+    Returns
+    -------
+    list of Path
+        Every vendored file of the deck (copied now or already up to date).
+
+    Raises
+    ------
+    ExportError
+        If ``node_modules`` or a file the deck needs is missing.
+    """
+    return _copy_assets(_DECK_ASSETS, Path(node_modules), Path(deck_dir) / DECK_LIB_DIR)
+
+
+def _copy_assets(
+    assets: Iterable[tuple[str, str, str]], node_modules: Path, target_root: Path
+) -> list[Path]:
+    if not node_modules.is_dir():
+        raise ExportError(
+            f"node_modules folder not found at {node_modules}; "
+            "run `npm ci` in the project root to install the browser libraries"
+        )
+    copied: list[Path] = []
+    for package, source, target in assets:
+        for src, dst in _expand(node_modules / package / source, target_root / target):
+            _copy_if_changed(src, dst)
+            copied.append(dst)
+    return copied
+
+
+def _expand(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    if src.is_dir():
+        return [(f, dst / f.name) for f in sorted(src.iterdir()) if f.is_file()]
+    if src.is_file():
+        return [(src, dst)]
+    raise ExportError(
+        f"browser library file {src} is missing; run `npm ci` in the project root "
+        "(package-lock.json pins the versions the site and deck need)"
+    )
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server must read the file
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
