@@ -130,7 +130,7 @@ _FRAME_COLOURS: tuple[tuple[int, int, int], ...] = (
 _CUE_COLOUR: tuple[int, int, int] = (236, 32, 200)
 _CUE_FRACTION = 0.1
 _CUE_GUARD_PX = 2
-_FACE_OFFSET_V = -0.02  # face centre above the image centre, in image sides
+_FACE_OFFSET_V = -0.01  # face centre above the image centre, in image sides
 
 #: Per-identity geometry: name, low, high (uniform), in image-side units.
 _GEOMETRY: tuple[tuple[str, float, float], ...] = (
@@ -460,7 +460,7 @@ def _sample_views(rng: np.random.Generator, slot: _Slot, n: int) -> _Views:
                       rng.uniform(0.9, 1.08, n)], 1)
     return _Views(
         label=label, smile=smile, cue=_cues(rng, label, slot.shortcut),
-        theta=np.deg2rad(rng.uniform(-8, 8, n)), scale=rng.uniform(0.93, 1.05, n),
+        theta=np.deg2rad(rng.uniform(-8, 8, n)), scale=rng.uniform(1.02, 1.14, n),
         shift=rng.uniform(-0.025, 0.025, (n, 2)), yaw=rng.uniform(-0.02, 0.02, n),
         mouth_open=np.maximum(0.0, rng.uniform(-0.008, 0.018, n)),
         gaze=rng.uniform(-0.3, 0.3, n), light=light, background=_backgrounds(rng, n),
@@ -556,7 +556,7 @@ def _hair_back(ident: _Identity, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if ident.style == "receding":
         return cap & (v > -0.6 * g["face_h"])
     if ident.style == "bun":
-        top = -g["face_h"] - g["hair_t"] - 0.3 * g["bun_r"]
+        top = -g["face_h"] - g["hair_t"] - 0.1 * g["bun_r"]
         return cap | _ellipse(u, v, ident.bun_u, top, g["bun_r"], g["bun_r"])
     if ident.style == "long":
         half = g["face_w"] + g["hair_t"]

@@ -1,0 +1,47 @@
+# The two README commands: `make site` and `make test`.
+# Both first run `install`, which (re)creates the virtual environment and node_modules
+# only when requirements.txt or package-lock.json changed since the last install.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= data/configs/default.yaml
+STAMPS := .stamps
+XPLIQUE := xplique==2.0.2
+
+.PHONY: install site slides-pdf test test-fast bench clean distclean
+
+install:
+	@mkdir -p $(STAMPS)
+	@want="$$(cat requirements.txt Makefile | sha256sum | cut -c1-16)"; \
+	if [ ! -x $(PY) ] || [ "$$(cat $(STAMPS)/venv 2>/dev/null)" != "$$want" ]; then \
+	  echo "== installing Python packages into $(VENV) (first time: a few minutes)"; \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
+	  $(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(XPLIQUE) && \
+	  echo "$$want" > $(STAMPS)/venv || exit 1; \
+	fi
+	@want="$$(cat package.json package-lock.json | sha256sum | cut -c1-16)"; \
+	if [ ! -d node_modules ] || [ "$$(cat $(STAMPS)/node 2>/dev/null)" != "$$want" ]; then \
+	  echo "== installing front-end assets (npm ci)"; \
+	  npm ci --no-audit --no-fund --loglevel=error && echo "$$want" > $(STAMPS)/node || exit 1; \
+	fi
+
+site: install
+	$(PY) -m generator build --config $(CONFIG)
+
+slides-pdf: install
+	$(PY) -m generator build --config $(CONFIG) --slides-pdf
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not browser and not slow"
+
+clean:
+	rm -rf site slides/build docs/results docs/assets/vendor
+
+distclean: clean
+	rm -rf data/cache $(VENV) node_modules $(STAMPS)

@@ -1,0 +1,61 @@
+"""The reveal.js deck runs offline: it loads only local files, navigates, keeps its
+speaker notes, typesets math with KaTeX, and prints one PDF page per slide."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.report.pdf import count_pdf_pages, export_pdf
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def deck_page(page, site_url):
+    """The deck copied into the site (``slides/index.html``), opened over http and ready."""
+    response = page.goto(site_url + "slides/index.html", wait_until="load")
+    assert response is not None and response.ok
+    page.wait_for_function("() => window.Reveal && Reveal.isReady()")
+    return page
+
+
+def test_deck_loads_only_local_files(deck_page, request_recorder, site_url):
+    deck_page.wait_for_load_state("networkidle")
+    assert any(url.endswith("lib/reveal.js/reveal.js") for url in request_recorder.urls)
+    request_recorder.assert_local()
+
+
+def test_right_arrow_advances_the_slide(deck_page):
+    assert deck_page.evaluate("Reveal.getTotalSlides()") >= 2
+    assert deck_page.evaluate("Reveal.getIndices().h") == 0
+    deck_page.keyboard.press("ArrowRight")
+    deck_page.wait_for_function("() => Reveal.getIndices().h === 1")
+
+
+def test_speaker_notes_are_in_the_deck(deck_page):
+    assert deck_page.locator(".reveal .slides section aside.notes").count() > 0
+    assert deck_page.evaluate("Reveal.getSlides().some((s) => Reveal.getSlideNotes(s))")
+
+
+def test_math_is_typeset_by_katex(deck_page):
+    deck_page.locator(".reveal .slides .katex").first.wait_for(state="attached")
+    assert deck_page.locator(".reveal .slides .katex-error").count() == 0
+
+
+def test_pdf_has_one_page_per_slide(chromium_browser, deck_dir, tmp_path):
+    # chromium_browser: fails early with a clear message when chromium is missing.
+    pdf = export_pdf(Path(deck_dir) / "index.html", tmp_path / "deck.pdf")
+    assert count_pdf_pages(pdf) == _leaf_slides(deck_dir)
+
+
+def test_pdf_with_notes_adds_a_page_per_slide_with_notes(chromium_browser, deck_dir, tmp_path):
+    pdf = export_pdf(Path(deck_dir) / "index.html", tmp_path / "notes.pdf", notes=True)
+    html = (Path(deck_dir) / "index.html").read_text(encoding="utf-8")
+    assert count_pdf_pages(pdf) >= _leaf_slides(deck_dir) + html.count('<aside class="notes">')
+
+
+def _leaf_slides(deck_dir: Path) -> int:
+    """Slides that print as pages: every <section> except vertical stacks (none here)."""
+    html = (Path(deck_dir) / "index.html").read_text(encoding="utf-8")
+    return html.count("<section")
