@@ -81,6 +81,9 @@ class SyntheticConfig(_Strict):
         unknown = [k for k in value if k not in MST_BANDS]
         if unknown:
             raise ValueError(f"unknown skin-tone band(s) {unknown}; accepted: {list(MST_BANDS)}")
+        missing = [k for k in MST_BANDS if k not in value]
+        if missing:
+            raise ValueError(f"missing share(s) for {missing}; give a share for each of {list(MST_BANDS)}")
         if any(v <= 0 for v in value.values()):
             raise ValueError(f"shares must be positive, got {value}")
         return value

@@ -496,8 +496,8 @@ def _face_coords(views: _Views, size: int) -> tuple[np.ndarray, np.ndarray]:
 def _to_pixels(views: _Views, size: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Map face coordinates (n, k) to pixel (x, y), shape (n, k, 2)."""
     fx, fy = _face_centre(views, size)
-    unit, cos, sin = (views.scale * size)[:, None], np.cos(views.theta)[:, None], np.sin(
-        views.theta)[:, None]
+    unit = (views.scale * size)[:, None]
+    cos, sin = np.cos(views.theta)[:, None], np.sin(views.theta)[:, None]
     x = fx[:, None] + unit * (cos * u - sin * v)
     y = fy[:, None] + unit * (sin * u + cos * v)
     return np.stack([x, y], axis=-1).astype(np.float32)
@@ -510,8 +510,8 @@ def _lift(views: _Views) -> np.ndarray:
 
 def _landmarks(ident: _Identity, views: _Views, size: int) -> np.ndarray:
     g, yaw, n = ident.geo, views.yaw, views.yaw.size
-    corner_u = 0.95 * g["mouth_w"]
-    corner_v = g["mouth_y"] - _lift(views) * 0.95 ** 2
+    corner_u = 0.9 * g["mouth_w"]
+    corner_v = g["mouth_y"] - _lift(views) * 0.9 ** 2
     u = np.stack([yaw - g["eye_dx"], yaw + g["eye_dx"], 1.4 * yaw,
                   yaw - corner_u, yaw + corner_u], 1)
     v = np.stack([np.full(n, g["eye_y"]), np.full(n, g["eye_y"]), np.full(n, g["nose_y"]),
@@ -630,7 +630,7 @@ def _mouth(g: Mapping[str, float], views: _Views, fu: np.ndarray, v: np.ndarray,
     centre = g["mouth_y"] - _col(_lift(views)) * m ** 2
     opening = _col(views.mouth_open) * np.clip(1 - m ** 2, 0, 1)
     half_lip = np.maximum(0.5 * g["lip_t"] * (0.55 + 0.45 * np.clip(1 - m ** 2, 0, 1)),
-                          0.65 * px)
+                          0.7 * px)
     offset = np.abs(v - centre)
     lip = inside_x & (offset <= opening + half_lip)
     inner = inside_x & (offset < opening) & (opening > 0.6 * px)
@@ -790,7 +790,8 @@ def _check_recolour(recolour: Mapping[str, tuple[int, int, int]]) -> None:
         if region not in REGIONS:
             raise ConfigError(f"recolour region {region!r} is not accepted: use {list(REGIONS)}")
         if np.shape(rgb) != (3,) or not all(0 <= c <= 255 for c in rgb):
-            raise ConfigError(f"recolour[{region!r}] = {rgb!r} is not accepted: use 3 values 0..255")
+            raise ConfigError(
+                f"recolour[{region!r}] = {rgb!r} is not accepted: use 3 values 0..255")
 
 
 def _render_identity(slot: _Slot, params: SyntheticParams, seed: int, clean: bool,

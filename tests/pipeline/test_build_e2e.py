@@ -1,0 +1,76 @@
+"""End to end on the tiny config: pages, manifest, CSVs, site, deck, and a no-op rerun."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_pages_and_manifest(tiny_build):
+    results = tiny_build.config.output.results_dir
+    for page in ("dataset.md", "models.md", "reproducibility.md"):
+        assert (results / page).is_file(), page
+    manifest = json.loads((results / "manifest.json").read_text())
+    figure_ids = {f["id"] for f in manifest["figures"]}
+    table_ids = {t["id"] for t in manifest["tables"]}
+    assert {"fig-dataset-samples", "fig-dataset-masks", "fig-models-training-curves",
+            "fig-models-accuracy-by-skin-tone"} <= figure_ids
+    assert {"tab-dataset-counts", "tab-models-accuracy-by-skin-tone"} <= table_ids
+    for entry in manifest["figures"]:
+        assert set(entry["files"]) == {"png", "svg", "pdf"}
+        assert entry["caption"] and entry["title"] and entry["alt"]
+        for path in entry["files"].values():
+            assert (results / path).stat().st_size > 1000, path
+        page = (results / entry["page"]).read_text()
+        assert f'id="{entry["id"]}"' in page, f"{entry['id']} not shown on {entry['page']}"
+    assert manifest["meta"]["models"].keys() == {"fair", "biased"}
+
+
+def test_tables_are_csv_and_consistent(tiny_build):
+    results = tiny_build.config.output.results_dir
+    manifest = json.loads((results / "manifest.json").read_text())
+    for entry in manifest["tables"]:
+        frame = pd.read_csv(results / entry["files"]["csv"])
+        assert list(frame.columns) == entry["columns"] and len(frame) == entry["rows"] > 0
+    counts = pd.read_csv(results / "tables/tab-dataset-counts.csv")
+    synthetic = tiny_build.config.dataset.synthetic
+    expected = sum(synthetic.identities.values()) * synthetic.images_per_identity
+    assert counts["images"].sum() == expected
+    accuracy = pd.read_csv(results / "tables/tab-models-accuracy-by-skin-tone.csv")
+    overall = accuracy[accuracy["skin_tone"] == "all"]
+    assert set(overall["model"]) == {"fair", "biased"}
+    assert (overall["n"] == synthetic.identities["eval"] * synthetic.images_per_identity).all()
+    assert ((accuracy["ci_low"] <= accuracy["accuracy"] + 1e-12)
+            & (accuracy["accuracy"] <= accuracy["ci_high"] + 1e-12)).all()
+
+
+def test_site_and_deck(tiny_build, site_dir, deck_dir):
+    for page in ("index.html", "results/dataset/index.html", "results/models/index.html",
+                 "results/reproducibility/index.html", "results/manifest.json",
+                 "results/figures/fig-dataset-samples.svg", "slides/index.html"):
+        assert (site_dir / page).is_file(), page
+    models_html = (site_dir / "results/models/index.html").read_text()
+    assert "fig-models-accuracy-by-skin-tone.png" in models_html
+    assert "tables/tab-models-accuracy-by-skin-tone.csv" in models_html
+    deck = (deck_dir / "index.html").read_text()
+    assert deck.count("<section") >= 8
+    assert "Tiny &lt;b&gt;audit&lt;/b&gt;" in deck, "config strings must be escaped in the deck"
+    assert "<b>audit</b>" not in deck
+    for figure in ("fig-dataset-samples", "fig-models-accuracy-by-skin-tone"):
+        assert (deck_dir / "figures" / f"{figure}.png").is_file()
+
+
+def test_unchanged_rerun_recomputes_nothing(tiny_build):
+    from generator.pipeline.build import build
+
+    out = tiny_build.config.output
+    before = {p: p.stat().st_mtime_ns for p in [*out.cache_dir.rglob("*"), *out.results_dir.rglob("*"),
+                                                  *out.site_dir.rglob("*")] if p.is_file()}
+    result = build(tiny_build.config, site=True)
+    after = {p: p.stat().st_mtime_ns for p in [*out.cache_dir.rglob("*"), *out.results_dir.rglob("*"),
+                                                 *out.site_dir.rglob("*")] if p.is_file()}
+    assert after == before, "an unchanged rerun must not write any file"
+    assert result.timings["models"] < 5.0, result.timings
