@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from generator.errors import ConfigError
 
@@ -142,7 +149,6 @@ class OutputConfig(_Strict):
     site_dir: Path = Path("site")
     mkdocs_config: Path = Path("mkdocs.yml")
     node_modules: Path = Path("node_modules")
-    slides_template: Path = Path("slides/templates/deck.html.j2")
 
 
 class Config(_Strict):

@@ -29,8 +29,7 @@ def tiny_config(workdir: Path, **overrides) -> Config:
         "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b>"},
         "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
                    "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
-                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules"),
-                   "slides_template": str(ROOT / "slides/templates/deck.html.j2")},
+                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},
     }
     for key, value in overrides.items():
         raw[key] = value

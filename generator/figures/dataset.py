@@ -88,5 +88,5 @@ def group_shares(counts: pd.DataFrame, *, group: str, split_order: Sequence[str]
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of images in the split")
-    ax.legend(title=group, loc="outside right center", frameon=False)
+    fig.legend(*ax.get_legend_handles_labels(), title=group, loc="outside right center", frameon=False)
     return fig

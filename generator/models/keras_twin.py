@@ -11,7 +11,9 @@ underscores (``features.conv4`` -> ``features_conv4``, see
 :func:`keras_layer_name`), so a Grad-CAM layer chosen by name maps across
 frameworks.
 
-TensorFlow is imported only inside the functions of this module, so importing
+TensorFlow is imported only inside the functions of this module (through
+:func:`generator.models.device.import_tensorflow`, which loads Triton first so
+that PyTorch training still works afterwards), so importing
 :mod:`generator.models` never loads it.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from torch import nn
 
 from generator.errors import ModelError
+from generator.models.device import import_tensorflow
 from generator.models.nets import SmallCNN
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only
@@ -82,9 +85,7 @@ def to_keras(model: SmallCNN, image_size: int) -> keras.Model:
         raise ModelError(f"to_keras converts a SmallCNN only, got {type(model).__name__}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < SmallCNN.min_input_size:
         raise ModelError(f"image_size must be an integer >= {SmallCNN.min_input_size}, got {image_size!r}")
-    import tensorflow as tf  # lazy: TensorFlow is loaded only when a twin is built
-
-    keras = tf.keras
+    keras = import_tensorflow().keras  # lazy: TensorFlow is loaded only when a twin is built
     inputs = keras.Input(shape=(image_size, image_size, 3), dtype="float32", name="input")
     x = inputs
     for name, module in model.features.named_children():
@@ -140,10 +141,9 @@ def load_keras(path: Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Keras model file {str(path)!r} does not exist")
-    import tensorflow as tf  # lazy: TensorFlow is loaded only when a twin is read
-
+    keras = import_tensorflow().keras  # lazy: TensorFlow is loaded only when a twin is read
     try:
-        return tf.keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False)
     except (ValueError, OSError) as error:
         raise ModelError(f"cannot read Keras model file {str(path)!r}: {error}") from error
 

@@ -5,8 +5,14 @@ horizontal flips. Every random step draws from generators seeded by the one
 ``seed`` argument: the initial weights from a forked copy of the CPU RNG (the
 caller's global RNG state is left as it was), the shuffling and the flips from
 a local ``torch.Generator``. On the CPU, the same inputs and seed give
-bit-identical weights and history; on a GPU the run is as deterministic as
-PyTorch's deterministic algorithms allow (``warn_only=True``).
+bit-identical weights and history; on a GPU too, with cuDNN pinned to
+deterministic kernels and TF32 off. These PyTorch switches are global, so they
+are set only for the duration of a call and restored afterwards (do not train
+in two threads at once).
+
+Building a torch optimiser imports Triton, which crashes a process that has
+already imported TensorFlow: import TensorFlow only through
+:func:`generator.models.device.import_tensorflow`.
 """
 from __future__ import annotations
 
@@ -144,12 +150,14 @@ def train_model(
     DataError
         If the images or labels are not in an accepted form.
     ConfigError
-        If ``seed`` or ``num_classes`` is out of range.
+        If ``params`` is not a TrainParams, or ``seed`` or ``num_classes`` is out of range.
     """
+    if not isinstance(params, TrainParams):
+        raise ConfigError(f"params must be a TrainParams, got {type(params).__name__}")
     seed = _check_seed(seed)
     _check_training_data(images, labels, num_classes, eval_images, eval_labels)
     device = torch_device()
-    with _deterministic_algorithms():
+    with _deterministic_kernels():
         model = _init_model(num_classes, params.width, seed).to(device)
         history = _fit(model, images, labels, params, seed, (eval_images, eval_labels), progress)
     return TrainResult(model=model.cpu().eval(), history=history)
@@ -158,7 +166,8 @@ def train_model(
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Return the logits and embeddings of a network for uint8 images, without autograd.
 
-    The model runs on :func:`torch_device` in eval mode; its device and
+    The model runs on :func:`torch_device` in eval mode, in full float32 (no
+    TF32 on a GPU, so results match the CPU's to about 1e-5); its device and
     train/eval mode are restored afterwards.
 
     Parameters
@@ -194,7 +203,7 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> tupl
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     check_images(images, name="images")
     with _on_device_for_inference(model) as device:
-        outputs = [(model(x), model.embed(x)) for x in _batches(uint8_tensor(images), batch_size, device)]
+        outputs = [_logits_and_embeddings(model, x) for x in _batches(uint8_tensor(images), batch_size, device)]
     logits, embeddings = zip(*outputs)
     return _to_numpy(logits), _to_numpy(embeddings)
 
@@ -250,18 +259,34 @@ def _check_training_data(images: np.ndarray, labels: np.ndarray, num_classes: in
 
 
 @contextmanager
-def _deterministic_algorithms() -> Iterator[None]:
-    """Switch PyTorch to deterministic kernels for the block, then restore the caller's settings."""
-    previous = (torch.are_deterministic_algorithms_enabled(),
-                torch.is_deterministic_algorithms_warn_only_enabled())
+def _deterministic_kernels() -> Iterator[None]:
+    """Pin cuDNN to deterministic full-float32 kernels for the block, then restore the caller's settings.
+
+    ``torch.use_deterministic_algorithms`` is deliberately not called: it imports
+    ``torch._inductor`` and thus Triton, which crashes (segmentation fault) a
+    process that has already imported TensorFlow. It is not needed here: every
+    operation of SmallCNN training is deterministic on the CPU, and on CUDA once
+    cuDNN is deterministic (checked: ``warn_only`` mode flags none of them, and
+    two GPU runs give bit-identical weights).
+    """
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        with _exact_float32():
+            yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+@contextmanager
+def _exact_float32() -> Iterator[None]:
+    """Turn off TF32 in cuDNN convolutions and cuBLAS matmuls for the block, so GPU results match the CPU's."""
+    previous = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def _init_model(num_classes: int, width: int, seed: int) -> SmallCNN:
@@ -330,13 +355,13 @@ def _evaluate(model: SmallCNN, images: np.ndarray | None, labels: np.ndarray | N
 
 @contextmanager
 def _on_device_for_inference(model: nn.Module) -> Iterator[torch.device]:
-    """Put ``model`` on the compute device in eval mode, under inference mode; restore it afterwards."""
+    """Put ``model`` on the compute device in eval mode, without autograd or TF32; restore it afterwards."""
     device = torch_device()
     original = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.to(device).eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _exact_float32():
             yield device
     finally:
         model.to(original).train(was_training)
@@ -346,6 +371,14 @@ def _batches(images: torch.Tensor, batch_size: int, device: torch.device) -> Ite
     """Yield normalised NCHW float32 batches of a uint8 NHWC tensor on ``device``."""
     for start in range(0, len(images), batch_size):
         yield scale_batch(images[start:start + batch_size].to(device))
+
+
+def _logits_and_embeddings(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(model(x), model.embed(x))``, sharing the feature pass for a SmallCNN."""
+    if isinstance(model, SmallCNN):
+        embeddings = model.embed(x)
+        return model.classifier(embeddings), embeddings
+    return model(x), model.embed(x)
 
 
 def _to_numpy(chunks: tuple[torch.Tensor, ...]) -> np.ndarray:

@@ -17,10 +17,18 @@ import pandas as pd
 
 from generator.config import Config, config_hash
 from generator.errors import ConfigError, ExportError
-from generator.pipeline.cache import Cache, atomic_write_text, stable_hash
+from generator.fileio import atomic_write_text
+from generator.pipeline.cache import Cache, stable_hash
 from generator.pipeline.publish import Publisher
-from generator.pipeline.stages import (Faces, Predictions, TrainedModel, dataset_stage, keras_twin_stage,
-                                       predict_stage, train_stage)
+from generator.pipeline.stages import (
+    Faces,
+    Predictions,
+    TrainedModel,
+    dataset_stage,
+    keras_twin_stage,
+    predict_stage,
+    train_stage,
+)
 from generator.report import artifacts as art
 from generator.report import pages
 from generator.report.provenance import environment_facts

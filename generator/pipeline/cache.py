@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from generator.fileio import atomic_write_bytes, atomic_write_text
+
 __all__ = ["Cache", "atomic_write_bytes", "atomic_write_text", "file_sha256", "stable_hash"]
 
 log = logging.getLogger(__name__)
@@ -41,32 +43,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` via a temporary file and a rename.
-
-    Returns False (and leaves the file untouched) when it already holds ``data``,
-    so unchanged outputs keep their modification times.
-    """
-    path = Path(path)
-    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
-
-
-def atomic_write_text(path: Path, text: str) -> bool:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class Cache:

@@ -16,7 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from generator.figures.export import FORMATS, figure_bytes
-from generator.pipeline.cache import Cache, atomic_write_bytes
+from generator.fileio import atomic_write_bytes
+from generator.pipeline.cache import Cache
 from generator.report.artifacts import FigureArtifact, TableArtifact
 
 __all__ = ["FIGURES_VERSION", "Publisher"]

@@ -7,8 +7,6 @@ from ``file://`` or any static server without a network. Math written as
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +14,7 @@ from typing import Any, Sequence
 import jinja2
 from markupsafe import Markup
 
+from generator.fileio import atomic_write_text
 from generator.report.vendor import DECK_LIB_DIR, copy_deck_vendor
 
 __all__ = ["Slide", "TEMPLATE_DIR", "render_deck", "write_deck"]
@@ -118,7 +117,8 @@ def write_deck(
     deck_dir = Path(deck_dir)
     deck_dir.mkdir(parents=True, exist_ok=True)
     copy_deck_vendor(node_modules, deck_dir)
-    return _write_text_atomic(deck_dir / "index.html", html)
+    atomic_write_text(deck_dir / "index.html", html)
+    return deck_dir / "index.html"
 
 
 def _environment() -> jinja2.Environment:
@@ -169,16 +169,3 @@ def _reveal_config() -> dict[str, Any]:
             "throwOnError": False,
         },
     }
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server must read the page
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

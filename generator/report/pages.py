@@ -85,8 +85,13 @@ difference between the two on 64 evaluation images is reported below.
 {figure_block(art['fig-models-training-curves'])}
 ## Accuracy by group
 
-Accuracy alone is the share of correct predictions in a group. It is shown here to check that the
-planted bias took hold; the fairness metrics with their definitions are on the bias pages.
+The accuracy of a group \\(g\\) with \\(n_g\\) evaluation images is the share of them the model labels
+correctly:
+
+\\[ \\mathrm{{acc}}_g = \\frac{{1}}{{n_g}} \\sum_{{i \\in g}} \\mathbf{{1}}\\left[\\hat y_i = y_i\\right] \\]
+
+It is shown here to check that the planted bias took hold. Accuracy gaps alone are not a fairness
+definition: the rates they mix (true and false positives) are separated on the bias pages.
 
 {_gap_sentences(gaps, "skin-tone band")}
 

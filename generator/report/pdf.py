@@ -8,11 +8,14 @@ blocked and fails the export: the PDF shows exactly what the offline deck shows.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -110,7 +113,9 @@ def export_pdf(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        report = _print_to(tmp, deck_html.as_uri() + query, find_chromium(), timeout_s * 1000)
+        report = _outside_event_loop(
+            _print_to, tmp, deck_html.as_uri() + query, find_chromium(), timeout_s * 1000
+        )
         _check_pages(count_pdf_pages(tmp), report, notes=notes)
         os.chmod(tmp, 0o644)
         os.replace(tmp, pdf_path)
@@ -128,14 +133,24 @@ def count_pdf_pages(pdf: Path) -> int:
     return len(PdfReader(pdf).pages)
 
 
+def _outside_event_loop(function, *args):
+    """Call ``function`` here, or in a worker thread when an asyncio loop runs here
+    (Jupyter, or another Playwright session), since Playwright's sync API refuses it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
+
+
 def _print_to(target: Path, url: str, chromium: str, timeout_ms: float) -> dict:
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         raise ExportError("Playwright for Python is missing; `pip install playwright`") from exc
-    outside: list[str] = []
-    errors: list[str] = []
+    watch = _PageWatch()
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -144,53 +159,66 @@ def _print_to(target: Path, url: str, chromium: str, timeout_ms: float) -> dict:
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 720})
                 page.set_default_timeout(timeout_ms)
-                page.on("request", lambda request: _note_outside(request.url, outside))
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                page.route("**/*", lambda route: _local_only(route, outside))
+                watch.attach(page)
                 page.goto(url, wait_until="load")
                 page.wait_for_function(_READY_JS)
                 report = page.evaluate(_SETTLE_JS)
-                _check_page(report, outside, errors)
+                watch.check(report)
                 page.pdf(path=str(target), prefer_css_page_size=True, print_background=True)
             finally:
                 browser.close()
     except PlaywrightError as exc:
-        raise ExportError(f"printing {url} with {chromium} failed: {exc}") from exc
-    _check_page(report, outside, errors)
+        raise ExportError(f"printing {url} with {chromium} failed: {exc}{watch.summary()}") from exc
+    watch.check(report)
     return report
 
 
+@dataclass
+class _PageWatch:
+    """What a page did wrong: requests off the machine, script errors, failed loads."""
+
+    outside: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def attach(self, page) -> None:
+        page.on("request", lambda request: self._note_outside(request.url))
+        page.on("requestfailed", lambda request: self.failed.append(request.url))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.route("**/*", self._local_only)
+
+    def summary(self) -> str:
+        lines = [("requests off the machine (blocked)", self.outside),
+                 ("JavaScript errors", self.errors), ("files that failed to load", self.failed)]
+        return "".join(f"\n{title}: {', '.join(items)}" for title, items in lines if items)
+
+    def check(self, report: dict) -> None:
+        if self.outside:
+            raise ExportError(
+                "the deck asked for files outside this machine (blocked): " + ", ".join(self.outside)
+                + "; every library must load from the deck's lib/ folder"
+            )
+        if self.errors:
+            raise ExportError("the deck raised JavaScript errors: " + "; ".join(self.errors))
+        if report["failedFonts"]:
+            raise ExportError("fonts failed to load: " + ", ".join(sorted(set(report["failedFonts"]))))
+        if report["mathErrors"]:
+            log.warning("%d formulas in the deck could not be typeset by KaTeX", report["mathErrors"])
+
+    def _note_outside(self, url: str) -> None:
+        if not _is_local(url) and url not in self.outside:
+            self.outside.append(url)
+
+    def _local_only(self, route) -> None:
+        if _is_local(route.request.url):
+            route.continue_()
+        else:
+            self._note_outside(route.request.url)
+            route.abort("blockedbyclient")
+
+
 def _is_local(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in _LOCAL_SCHEMES
-
-
-def _note_outside(url: str, outside: list[str]) -> None:
-    if not _is_local(url) and url not in outside:
-        outside.append(url)
-
-
-def _local_only(route, outside: list[str]) -> None:
-    url = route.request.url
-    if _is_local(url):
-        route.continue_()
-        return
-    _note_outside(url, outside)
-    route.abort("blockedbyclient")
-
-
-def _check_page(report: dict, outside: list[str], errors: list[str]) -> None:
-    if outside:
-        raise ExportError(
-            "the deck asked for files outside this machine (blocked): " + ", ".join(outside)
-            + "; every library must load from the deck's lib/ folder"
-        )
-    if errors:
-        raise ExportError("the deck raised JavaScript errors: " + "; ".join(errors))
-    if report["failedFonts"]:
-        raise ExportError("fonts failed to load: " + ", ".join(sorted(set(report["failedFonts"]))))
-    if report["mathErrors"]:
-        log.warning("%d formulas in the deck could not be typeset by KaTeX", report["mathErrors"])
+    return urlsplit(url).scheme in _LOCAL_SCHEMES
 
 
 def _check_pages(pages: int, report: dict, *, notes: bool) -> None:

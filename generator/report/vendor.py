@@ -11,14 +11,11 @@ finds everything in place writes nothing.
 """
 from __future__ import annotations
 
-import filecmp
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from generator.errors import ExportError
+from generator.fileio import atomic_write_bytes
 
 __all__ = ["SITE_VENDOR_DIR", "DECK_LIB_DIR", "copy_site_vendor", "copy_deck_vendor"]
 
@@ -128,15 +125,4 @@ def _expand(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 
 def _copy_if_changed(src: Path, dst: Path) -> None:
-    if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server must read the file
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(dst, src.read_bytes())

@@ -2,10 +2,12 @@
 speaker notes, typesets math with KaTeX, and prints one PDF page per slide."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from generator.errors import ExportError
 from generator.report.pdf import count_pdf_pages, export_pdf
 
 pytestmark = pytest.mark.browser
@@ -59,3 +61,14 @@ def _leaf_slides(deck_dir: Path) -> int:
     """Slides that print as pages: every <section> except vertical stacks (none here)."""
     html = (Path(deck_dir) / "index.html").read_text(encoding="utf-8")
     return html.count("<section")
+
+
+def test_pdf_export_refuses_a_deck_that_reaches_the_network(chromium_browser, deck_dir, tmp_path):
+    deck = tmp_path / "deck"
+    shutil.copytree(deck_dir, deck)
+    html = deck / "index.html"
+    html.write_text(html.read_text(encoding="utf-8").replace(
+        "</head>", '<script src="https://cdn.example.org/x.js"></script></head>'), encoding="utf-8")
+    with pytest.raises(ExportError, match="cdn.example.org"):
+        export_pdf(html, tmp_path / "deck.pdf", timeout_s=30)
+    assert not (tmp_path / "deck.pdf").exists()

@@ -1,6 +1,7 @@
 """Tests of generator.models.keras_twin: the Keras copy computes what the torch net computes."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,19 @@ import pytest
 import torch
 
 from generator.errors import ModelError
-from generator.models.keras_twin import keras_layer_name, load_keras, save_keras, to_keras
+from generator.models.device import import_tensorflow, tf_device_name
+from generator.models.keras_twin import (
+    keras_layer_name,
+    load_keras,
+    save_keras,
+    to_keras,
+)
 from generator.models.nets import SmallCNN, normalise, preprocess
+from generator.models.train import TrainParams, train_model
 
-tf = pytest.importorskip("tensorflow")
+if importlib.util.find_spec("tensorflow") is None:  # not pytest.importorskip: it would import TF before Triton
+    pytest.skip("TensorFlow is not installed", allow_module_level=True)
+tf = import_tensorflow()  # Triton before TensorFlow, so torch training in this process still works
 
 ATOL = RTOL = 1e-4  # float32 kernels of two libraries; measured differences are about 1e-8
 
@@ -100,8 +110,6 @@ def test_errors() -> None:
 
 
 def test_tf_device_name_matches_visible_devices() -> None:
-    from generator.models.device import tf_device_name
-
     expected = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
     assert tf_device_name() == expected
 
@@ -111,3 +119,19 @@ def test_importing_models_does_not_import_tensorflow() -> None:
             "generator.models.device; sys.exit('tensorflow' in sys.modules)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, timeout=120).returncode == 0
+
+
+def test_torch_training_still_works_after_tensorflow_was_imported() -> None:
+    """Regression: importing Triton after TensorFlow segfaults; building an optimiser imports Triton."""
+    images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    history = train_model(images, np.array([0, 1] * 4), TrainParams(epochs=1), seed=0).history
+    assert len(history) == 1
+
+
+def test_import_tensorflow_loads_triton_first() -> None:
+    """In a fresh process TensorFlow, then a torch optimiser: exits 0 only if the import order is safe."""
+    code = ("from generator.models.device import import_tensorflow; import_tensorflow(); import torch; "
+            "torch.optim.AdamW(torch.nn.Linear(2, 2).parameters()); print('ok')")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

@@ -8,7 +8,15 @@ from torch import nn
 
 from generator.errors import ConfigError, DataError
 from generator.models.device import torch_device
-from generator.models.nets import MEAN, STD, SmallCNN, check_images, normalise, preprocess, scale_batch
+from generator.models.nets import (
+    MEAN,
+    STD,
+    SmallCNN,
+    check_images,
+    normalise,
+    preprocess,
+    scale_batch,
+)
 
 
 def _model(seed: int = 0, **kwargs: int) -> SmallCNN:

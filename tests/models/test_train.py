@@ -10,7 +10,13 @@ import torch
 
 from generator.errors import ConfigError, DataError, ModelError
 from generator.models.nets import SmallCNN, preprocess
-from generator.models.train import HISTORY_COLUMNS, TrainParams, TrainResult, predict, train_model
+from generator.models.train import (
+    HISTORY_COLUMNS,
+    TrainParams,
+    TrainResult,
+    predict,
+    train_model,
+)
 
 FAST = TrainParams(epochs=2, batch_size=32)
 
@@ -84,14 +90,20 @@ def test_flip_augmentation_changes_training() -> None:
     assert not all(torch.equal(flipped[k], plain[k]) for k in flipped)
 
 
+def _global_flags() -> tuple:
+    """The process-wide PyTorch switches train_model sets for its duration."""
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+
+
 def test_caller_rng_and_determinism_flags_are_untouched() -> None:
     images, labels = square_images(32, 32, seed=5)
     torch.manual_seed(1234)
-    before = torch.get_rng_state()
-    flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    before, flags = torch.get_rng_state(), _global_flags()
     train_model(images, labels, TrainParams(epochs=1), seed=0)
     assert torch.equal(before, torch.get_rng_state())
-    assert flags == (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    assert flags == _global_flags()
 
 
 @pytest.mark.parametrize("change, argument", [
@@ -148,7 +160,7 @@ def test_predict_matches_forward_pass(square_run: tuple[TrainResult, list]) -> N
     with torch.no_grad():
         x = preprocess(images)
         expected_logits, expected_embeddings = model(x).numpy(), model.embed(x).numpy()
-    # tolerance: batches of 4 vs 10 may sum in a different order in float32.
+    # tolerance: batches of 4 vs 10 (and a GPU, if any, vs the CPU) may sum in a different order in float32.
     np.testing.assert_allclose(logits, expected_logits, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(embeddings, expected_embeddings, atol=1e-5, rtol=1e-5)
 

@@ -48,11 +48,11 @@ def test_tables_are_csv_and_consistent(tiny_build):
 
 
 def test_site_and_deck(tiny_build, site_dir, deck_dir):
-    for page in ("index.html", "results/dataset/index.html", "results/models/index.html",
-                 "results/reproducibility/index.html", "results/manifest.json",
+    for page in ("index.html", "results/dataset.html", "results/models.html",
+                 "results/reproducibility.html", "results/manifest.json",
                  "results/figures/fig-dataset-samples.svg", "slides/index.html"):
         assert (site_dir / page).is_file(), page
-    models_html = (site_dir / "results/models/index.html").read_text()
+    models_html = (site_dir / "results/models.html").read_text()
     assert "fig-models-accuracy-by-skin-tone.png" in models_html
     assert "tables/tab-models-accuracy-by-skin-tone.csv" in models_html
     deck = (deck_dir / "index.html").read_text()

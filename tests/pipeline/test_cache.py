@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from generator.pipeline.cache import Cache, atomic_write_text, stable_hash
+from generator.fileio import atomic_write_text
+from generator.pipeline.cache import Cache, stable_hash
 
 
 def test_key_depends_on_params_and_inputs(tmp_path):

@@ -6,7 +6,13 @@ import math
 import pandas as pd
 
 from generator.report.artifacts import FigureArtifact, TableArtifact
-from generator.report.markdown import escape, figure_block, format_value, table_block, table_markdown
+from generator.report.markdown import (
+    escape,
+    figure_block,
+    format_value,
+    table_block,
+    table_markdown,
+)
 
 EVIL = "<img src=x onerror=alert(1)>"
 
