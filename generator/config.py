@@ -114,9 +114,9 @@ class DatasetConfig(_Strict):
 class TrainingConfig(_Strict):
     """How the default models are trained (deterministically, on the CPU or a GPU)."""
 
-    epochs: int = Field(8, ge=1, le=200)
-    batch_size: int = Field(64, ge=1, le=4096)
-    lr: float = Field(2e-3, gt=0.0, le=1.0)
+    epochs: int = Field(10, ge=1, le=200)
+    batch_size: int = Field(32, ge=1, le=4096)
+    lr: float = Field(3e-3, gt=0.0, le=1.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
     width: int = Field(16, ge=4, le=256)
     augment_flip: bool = True

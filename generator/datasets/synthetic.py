@@ -505,12 +505,17 @@ def _to_pixels(views: _Views, size: int, u: np.ndarray, v: np.ndarray) -> np.nda
 
 def _lift(views: _Views) -> np.ndarray:
     """Height the mouth corners rise above the mouth centre (face units)."""
-    return 0.045 * views.smile
+    return 0.075 * views.smile
+
+
+def _mouth_half_width(g: Mapping[str, float], views: _Views) -> np.ndarray:
+    """Half-width of the mouth per image (face units): a smile also widens the mouth."""
+    return g["mouth_w"] * (1.0 + 0.3 * np.clip(views.smile, 0.0, None))
 
 
 def _landmarks(ident: _Identity, views: _Views, size: int) -> np.ndarray:
     g, yaw, n = ident.geo, views.yaw, views.yaw.size
-    corner_u = 0.9 * g["mouth_w"]
+    corner_u = 0.9 * _mouth_half_width(g, views)
     corner_v = g["mouth_y"] - _lift(views) * 0.9 ** 2
     u = np.stack([yaw - g["eye_dx"], yaw + g["eye_dx"], 1.4 * yaw,
                   yaw - corner_u, yaw + corner_u], 1)
@@ -625,7 +630,7 @@ def _nose(g: Mapping[str, float], nu: np.ndarray, v: np.ndarray, px):
 
 def _mouth(g: Mapping[str, float], views: _Views, fu: np.ndarray, v: np.ndarray, px):
     """Lips, dark inside and teeth; centre line rises to the corners when smiling."""
-    m = fu / g["mouth_w"]
+    m = fu / _col(_mouth_half_width(g, views))
     inside_x = np.abs(m) <= 1.0
     centre = g["mouth_y"] - _col(_lift(views)) * m ** 2
     opening = _col(views.mouth_open) * np.clip(1 - m ** 2, 0, 1)

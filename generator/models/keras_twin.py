@@ -155,6 +155,8 @@ def _keras_layer(keras: Any, torch_name: str, module: nn.Module) -> Any:
         _check_conv(torch_name, module)
         return keras.layers.Conv2D(module.out_channels, 3, padding="same", use_bias=module.bias is not None,
                                    name=name)
+    if isinstance(module, nn.BatchNorm2d):
+        return keras.layers.BatchNormalization(epsilon=module.eps, name=name)
     if isinstance(module, nn.ReLU):
         return keras.layers.ReLU(name=name)
     if isinstance(module, nn.MaxPool2d):
@@ -186,6 +188,8 @@ def _copy_weights(model: SmallCNN, twin: Any) -> None:
     for torch_name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             twin.get_layer(keras_layer_name(torch_name)).set_weights(_keras_weights(module))
+        elif isinstance(module, nn.BatchNorm2d):
+            twin.get_layer(keras_layer_name(torch_name)).set_weights(_batchnorm_weights(module))
 
 
 def _keras_weights(module: nn.Conv2d | nn.Linear) -> list[np.ndarray]:
@@ -196,3 +200,11 @@ def _keras_weights(module: nn.Conv2d | nn.Linear) -> list[np.ndarray]:
     if module.bias is not None:
         weights.append(module.bias.detach().cpu().numpy().astype(np.float32))
     return weights
+
+
+def _batchnorm_weights(module: nn.BatchNorm2d) -> list[np.ndarray]:
+    """Return ``[gamma, beta, moving_mean, moving_variance]`` of an eval-mode BatchNorm2d."""
+    if not module.affine or not module.track_running_stats:
+        raise ModelError("the Keras twin needs BatchNorm2d with affine=True and running statistics")
+    parts = (module.weight, module.bias, module.running_mean, module.running_var)
+    return [part.detach().cpu().numpy().astype(np.float32) for part in parts]

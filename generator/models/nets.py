@@ -147,9 +147,10 @@ def normalise(images_uint8_nhwc: np.ndarray) -> np.ndarray:
 
 
 def _conv_block(index: int, in_channels: int, out_channels: int) -> list[tuple[str, nn.Module]]:
-    """Return the named modules of one ``conv3x3 -> ReLU -> maxpool 2`` block."""
+    """Return the named modules of one ``conv3x3 -> BatchNorm -> ReLU -> maxpool 2`` block."""
     return [
         (f"conv{index}", nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)),
+        (f"bn{index}", nn.BatchNorm2d(out_channels)),
         (f"relu{index}", nn.ReLU()),
         (f"pool{index}", nn.MaxPool2d(kernel_size=2)),
     ]
@@ -158,11 +159,13 @@ def _conv_block(index: int, in_channels: int, out_channels: int) -> list[tuple[s
 class SmallCNN(nn.Module):
     """Four-block convolutional classifier for small RGB face crops.
 
-    ``features`` holds four blocks ``conv3x3 (padding 1) -> ReLU -> MaxPool2d(2)``
-    with ``width, 2*width, 4*width, 4*width`` channels; ``gap`` averages each
-    channel over space; ``classifier`` is a linear layer to the logits. There is
-    no batch normalisation and no dropout, so inference is a plain composition
-    of convolutions, ReLUs and poolings that the Keras twin reproduces exactly.
+    ``features`` holds four blocks ``conv3x3 (padding 1) -> BatchNorm -> ReLU ->
+    MaxPool2d(2)`` with ``width, 2*width, 4*width, 4*width`` channels; ``gap``
+    averages each channel over space; ``classifier`` is a linear layer to the
+    logits. Batch normalisation is what lets the network pick up the small mouth
+    region (without it, training stays at chance on the synthetic smile task); in
+    eval mode it is a fixed per-channel affine map, which the Keras twin
+    reproduces exactly. There is no dropout.
 
     Parameters
     ----------

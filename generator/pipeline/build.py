@@ -159,7 +159,6 @@ def _group_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _model_results(run: _Run) -> None:
-    from generator.bias.accuracy import accuracy_by_group
     from generator.figures import models as figs
 
     pub, seed = run.publisher, run.config.seed
@@ -180,9 +179,7 @@ def _model_results(run: _Run) -> None:
             caption=f"Accuracy of each model on the evaluation split by {what}, with 95% percentile-bootstrap "
                     f"intervals (200 resamples of the evaluation images, seed {seed}); 'all' is the whole split.",
             page="models.md", provenance={**prov, "by": list(by), "n_boot": 200},
-            make=lambda by=by: pd.concat([accuracy_by_group(frame, by=by, n_boot=200, seed=seed).assign(model=name)
-                                          for name, frame in evaluation.items()], ignore_index=True)
-            [["model", *by, "n", "accuracy", "ci_low", "ci_high"]],
+            make=lambda by=by: _accuracy_table(evaluation, by, seed),
         )
         if len(by) == 1:
             frame = table.frame[table.frame[by[0]] != "all"].rename(columns={by[0]: "group"})
@@ -191,6 +188,15 @@ def _model_results(run: _Run) -> None:
                        alt=f"Bar chart of accuracy by {what} for each model.", page="models.md",
                        make=lambda frame=frame: figs.accuracy_by_group(frame, group="group"),
                        provenance={**prov, "table": table.id})
+
+
+def _accuracy_table(evaluation: dict[str, pd.DataFrame], by: tuple[str, ...], seed: int) -> pd.DataFrame:
+    """Accuracy by group for every model, one block of rows per model (fairlearn imported lazily)."""
+    from generator.bias.accuracy import accuracy_by_group
+
+    frames = [accuracy_by_group(frame, by=by, n_boot=200, seed=seed).assign(model=name)
+              for name, frame in evaluation.items()]
+    return pd.concat(frames, ignore_index=True)[["model", *by, "n", "accuracy", "ci_low", "ci_high"]]
 
 
 def _evaluation_table(run: _Run) -> dict[str, pd.DataFrame]:

@@ -92,16 +92,17 @@ def dataset_stage(cache: Cache, config: Config) -> Faces:
 
 def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig) -> TrainedModel:
     """Train one default model on its split (or load it)."""
-    from generator.models.train import TrainParams
-
-    params = TrainParams(**config.training.model_dump())
-    key = cache.key("train", {"train": params.as_dict(), "split": model.train_split,
+    # The key is built from the config alone, so a cached run never imports torch.
+    settings = config.training.model_dump()
+    key = cache.key("train", {"train": settings, "split": model.train_split,
                               "seed": config.seed, "v": TRAIN_VERSION}, (faces.key,))
 
     def compute(folder: Path) -> None:
         import torch
 
-        from generator.models.train import train_model
+        from generator.models.train import TrainParams, train_model
+
+        params = TrainParams(**settings)
 
         train = faces.table["split"].to_numpy() == model.train_split
         evaluation = faces.table["split"].to_numpy() == "eval"

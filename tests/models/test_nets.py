@@ -79,6 +79,11 @@ def test_known_answer_brightness_probe() -> None:
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.weight.zero_()
                 module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm2d):  # exact identity in eval mode
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0 - module.eps)
         model.features.conv1.weight[0, :, 1, 1] = 1.0 / 3.0  # channel 0 = mean of R, G, B
         for conv in (model.features.conv2, model.features.conv3, model.features.conv4):
             conv.weight[0, 0, 1, 1] = 1.0  # pass channel 0 through (centre tap, padding unused)

@@ -147,8 +147,14 @@ def test_bad_seed_raises_config_error() -> None:
 
 
 def test_params_as_dict() -> None:
-    assert TrainParams().as_dict() == {"epochs": 8, "batch_size": 64, "lr": 2e-3, "weight_decay": 1e-4,
-                                       "width": 16, "augment_flip": True}
+    assert TrainParams(epochs=3, lr=0.5).as_dict() == {"epochs": 3, "batch_size": 32, "lr": 0.5,
+                                                       "weight_decay": 1e-4, "width": 16, "augment_flip": True}
+
+
+def test_defaults_match_the_config_schema() -> None:
+    from generator.config import TrainingConfig
+
+    assert TrainParams().as_dict() == TrainingConfig().model_dump()
 
 
 def test_predict_matches_forward_pass(square_run: tuple[TrainResult, list]) -> None:
