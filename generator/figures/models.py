@@ -45,5 +45,5 @@ def accuracy_by_group(frame: pd.DataFrame, *, group: str) -> Figure:
     ax.axhline(0.5, color="#888888", linewidth=0.6, linestyle=":")
     ax.set_xticks(x, groups)
     ax.set(ylabel="accuracy (95% CI)", ylim=(0.0, 1.0))
-    ax.legend(title="model", frameon=False, loc="lower right")
+    fig.legend(*ax.get_legend_handles_labels(), title="model", frameon=False, loc="outside right center")
     return fig

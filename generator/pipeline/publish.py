@@ -17,12 +17,14 @@ from matplotlib.figure import Figure
 
 from generator.figures.export import FORMATS, figure_bytes
 from generator.fileio import atomic_write_bytes
-from generator.pipeline.cache import Cache
+from generator.pipeline.cache import Cache, code_hash
 from generator.report.artifacts import FigureArtifact, TableArtifact
 
-__all__ = ["FIGURES_VERSION", "Publisher"]
+__all__ = ["Publisher"]
 
-FIGURES_VERSION = 1
+# Figures are re-rendered when the plotting code changes; tables when the metric code does.
+FIGURE_CODE = ("generator.figures",)
+TABLE_CODE = ("generator.bias",)
 
 
 class Publisher:
@@ -47,7 +49,7 @@ class Publisher:
         """Register a figure; render it with ``make()`` unless it is cached."""
         self._check_new_id(figure_id)
         texts = {"title": title, "caption": caption}
-        key = self.cache.key("figure", {"id": figure_id, "v": FIGURES_VERSION, **texts, "prov": provenance})
+        key = self.cache.key("figure", {"id": figure_id, "code": code_hash(*FIGURE_CODE), **texts, "prov": provenance})
 
         def compute(folder: Path) -> None:
             files = figure_bytes(make(), figure_id=figure_id, title=title, caption=caption, provenance=provenance)
@@ -68,7 +70,7 @@ class Publisher:
               make: Callable[[], pd.DataFrame], provenance: dict[str, Any]) -> TableArtifact:
         """Register a table; compute it with ``make()`` unless it is cached."""
         self._check_new_id(table_id)
-        key = self.cache.key("table", {"id": table_id, "prov": provenance})
+        key = self.cache.key("table", {"id": table_id, "code": code_hash(*TABLE_CODE), "prov": provenance})
 
         def compute(folder: Path) -> None:
             make().to_csv(folder / "table.csv", index=False)

@@ -18,17 +18,17 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config, ModelConfig
-from generator.pipeline.cache import Cache
+from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.progress import progress_bar
 
 __all__ = ["Faces", "Predictions", "TrainedModel", "dataset_stage", "keras_twin_stage",
            "predict_stage", "train_stage"]
 
-# Bump a stage's version when its code changes what it computes.
-DATASET_VERSION = 1
-TRAIN_VERSION = 1
-KERAS_VERSION = 1
-PREDICT_VERSION = 1
+# Each stage's key includes the hash of the code that computes it (see code_hash).
+DATASET_CODE = ("generator.datasets.synthetic",)
+TRAIN_CODE = ("generator.models.nets", "generator.models.train")
+KERAS_CODE = ("generator.models.nets", "generator.models.keras_twin")
+PREDICT_CODE = ("generator.models.nets", "generator.models.train")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def dataset_stage(cache: Cache, config: Config) -> Faces:
     from generator.datasets.synthetic import SyntheticParams, generate
 
     params = SyntheticParams(**config.dataset.synthetic.model_dump())
-    key = cache.key("dataset", {"synthetic": params.as_dict(), "seed": config.seed, "v": DATASET_VERSION})
+    key = cache.key("dataset", {"synthetic": params.as_dict(), "seed": config.seed, "code": code_hash(*DATASET_CODE)})
 
     def compute(folder: Path) -> None:
         total = sum(params.identities.values()) * params.images_per_identity
@@ -95,7 +95,7 @@ def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig) 
     # The key is built from the config alone, so a cached run never imports torch.
     settings = config.training.model_dump()
     key = cache.key("train", {"train": settings, "split": model.train_split,
-                              "seed": config.seed, "v": TRAIN_VERSION}, (faces.key,))
+                              "seed": config.seed, "code": code_hash(*TRAIN_CODE)}, (faces.key,))
 
     def compute(folder: Path) -> None:
         import torch
@@ -137,7 +137,7 @@ def load_trained(trained: TrainedModel, config: Config) -> Any:
 
 def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> dict[str, Any]:
     """Convert a trained model to Keras and record how closely the two agree."""
-    key = cache.key("keras", {"v": KERAS_VERSION, "size": config.dataset.synthetic.image_size}, (trained.key,))
+    key = cache.key("keras", {"code": code_hash(*KERAS_CODE), "size": config.dataset.synthetic.image_size}, (trained.key,))
 
     def compute(folder: Path) -> None:
         from generator.models.keras_twin import save_keras, to_keras
@@ -159,7 +159,7 @@ def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
 
 def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> Predictions:
     """Logits, predicted labels and embeddings of one model on the evaluation split."""
-    key = cache.key("predict", {"v": PREDICT_VERSION}, (faces.key, trained.key))
+    key = cache.key("predict", {"code": code_hash(*PREDICT_CODE)}, (faces.key, trained.key))
 
     def compute(folder: Path) -> None:
         from generator.models.train import predict

@@ -6,7 +6,6 @@ label such as ``<img src=x onerror=alert(1)>`` is shown as text.
 """
 from __future__ import annotations
 
-import html
 import math
 from numbers import Number
 
@@ -16,12 +15,16 @@ from generator.report.artifacts import FigureArtifact, TableArtifact
 
 __all__ = ["escape", "figure_block", "format_value", "table_block", "table_markdown"]
 
-_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_{}[]()#+!|~"})
+# One pass, character by character: HTML-special characters become named entities,
+# Markdown-special ones numeric entities. (A backslash escape is not used: before
+# "(" or "[" it would start inline or display math for arithmatex.)
+_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+                           **{c: f"&#{ord(c)};" for c in "\\`*_{}[]#+!|~$"}})
 
 
 def escape(text: object) -> str:
-    """HTML-escape and Markdown-escape an untrusted value for inline use."""
-    return html.escape(str(text), quote=True).translate(_MD_SPECIAL)
+    """Escape an untrusted value so it shows as plain text in Markdown and HTML."""
+    return str(text).translate(_ENTITIES)
 
 
 def format_value(value: object, digits: int = 3) -> str:

@@ -63,7 +63,7 @@ def models_page(facts: dict[str, Any], art: Artifacts) -> str:
     """The models page: what each model is, its training, and accuracy by group."""
     rows = [{"model": m["name"], "training split": m["split"], "content hash": m["hash"],
              "final eval accuracy": m["final"].get("eval_accuracy"), "training time (s)": m["seconds"],
-             "Keras twin max |logit diff|": m["twin"].get("max_abs_logit_diff", float("nan"))}
+             "Keras twin max abs logit difference": _scientific(m["twin"].get("max_abs_logit_diff"))}
             for m in facts["models"]]
     descriptions = "\n".join(f"- **{escape(m['name'])}**: {escape(m['description'] or 'no description')}"
                              for m in facts["models"])
@@ -107,6 +107,10 @@ fails where the mark contradicts the label.
 
 {figure_block(art['fig-models-accuracy-by-shortcut'])}
 {table_block(art['tab-models-accuracy-by-shortcut'])}"""
+
+
+def _scientific(value: float | None) -> str:
+    return "no twin" if value is None else f"{value:.1e}"
 
 
 def accuracy_gaps(frame: pd.DataFrame, group: str) -> pd.DataFrame:

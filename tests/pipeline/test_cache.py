@@ -79,3 +79,20 @@ def test_atomic_write_skips_identical_content(tmp_path):
     assert path.stat().st_mtime_ns == mtime
     assert atomic_write_text(path, "b") is True and path.read_text() == "b"
     assert [p.name for p in path.parent.iterdir()] == ["page.md"], "no temporary files left behind"
+
+
+def test_code_hash_follows_source(tmp_path, monkeypatch):
+    from generator.pipeline.cache import code_hash
+
+    package = tmp_path / "pkg_for_hash"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = code_hash("pkg_for_hash")
+    code_hash.cache_clear()
+    (package / "a.py").write_text("X = 2\n")
+    assert code_hash("pkg_for_hash") != first, "editing a module must change the hash of its package"
+    with pytest.raises(ValueError, match="no source"):
+        code_hash("pkg_for_hash.missing")
+    code_hash.cache_clear()

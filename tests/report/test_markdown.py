@@ -21,7 +21,9 @@ def test_escape_neutralises_html_and_markdown():
     out = escape(EVIL + " | *bold* [link](http://x)")
     assert "<" not in out and ">" not in out
     assert "&lt;img" in out
-    assert "\\|" in out and "\\*" in out and "\\[" in out
+    assert "|" not in out and "*" not in out and "[" not in out
+    assert "\\" not in escape("a (b) [c]"), "no backslash: it would start arithmatex math"
+    assert escape("it's & <ok>") == "it&#39;s &amp; &lt;ok&gt;"
 
 
 def test_format_value():
