@@ -62,7 +62,7 @@ detects a bias that was planted on purpose; they say nothing about any real popu
 def models_page(facts: dict[str, Any], art: Artifacts) -> str:
     """The models page: what each model is, its training, and accuracy by group."""
     rows = [{"model": m["name"], "training split": m["split"], "content hash": m["hash"],
-             "final eval accuracy": m["final"].get("eval_accuracy"), "training time (s)": m["seconds"],
+             "final eval accuracy": m["final"].get("eval_accuracy"), "training time (s)": round(m["seconds"], 1),
              "Keras twin max abs logit difference": _scientific(m["twin"].get("max_abs_logit_diff"))}
             for m in facts["models"]]
     descriptions = "\n".join(f"- **{escape(m['name'])}**: {escape(m['description'] or 'no description')}"
