@@ -37,6 +37,9 @@ slides-pdf: install
 test: install
 	$(PY) -m pytest
 
+bench: install
+	$(PY) -m generator.attribution.bench
+
 test-fast: install
 	$(PY) -m pytest -m "not browser and not slow"
 

@@ -214,8 +214,12 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
 
 
 def config_hash(config: Config) -> str:
-    """A short, stable hash of every setting (used in provenance and cache keys)."""
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    """A short, stable hash of every setting that can change a result.
+
+    ``output`` (where files go) is left out: the same settings written to another
+    folder give the same numbers and the same hash.
+    """
+    text = json.dumps(config.model_dump(mode="json", exclude={"output"}), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -6,42 +6,13 @@ few 48-px faces, a narrow model trained for two epochs. It takes well under a mi
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import copy_site_sources, tiny_config
 
-from generator.config import Config, parse_config
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(workdir: Path, **overrides) -> Config:
-    """A small, fast configuration whose outputs all live under ``workdir``."""
-    raw = {
-        "seed": 3,
-        "dataset": {"synthetic": {"image_size": 48, "images_per_identity": 10,
-                                  "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}},
-        "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": True},
-                   {"name": "biased", "train_split": "train_biased"}],
-        "training": {"epochs": 2, "width": 8, "batch_size": 32},
-        "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b>"},
-        "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
-                   "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
-                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},
-    }
-    for key, value in overrides.items():
-        raw[key] = value
-    return parse_config(raw, source="tiny")
-
-
-def copy_site_sources(workdir: Path) -> None:
-    """Copy mkdocs.yml and the hand-written docs (not generated results) into ``workdir``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "mkdocs.yml", workdir / "mkdocs.yml")
-    shutil.copytree(ROOT / "docs", workdir / "docs", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("results", "vendor"))
+from generator.config import Config
 
 
 @dataclass(frozen=True)

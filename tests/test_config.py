@@ -75,3 +75,8 @@ def test_config_hash_changes_with_any_setting():
     assert config_hash(Config()) == config_hash(Config())
     assert config_hash(Config()) != config_hash(parse_config({"seed": 1}))
     assert config_hash(Config()) != config_hash(parse_config({"training": {"epochs": 3}}))
+
+
+def test_config_hash_ignores_output_locations():
+    moved = parse_config({"output": {"results_dir": "elsewhere/docs/results", "cache_dir": "/tmp/c"}})
+    assert config_hash(moved) == config_hash(Config())

@@ -19,6 +19,7 @@ from generator.config import Config, config_hash
 from generator.errors import ConfigError, ExportError
 from generator.fileio import atomic_write_text
 from generator.pipeline.cache import Cache, stable_hash
+from generator.pipeline.progress import progress_bar
 from generator.pipeline.publish import Publisher
 from generator.pipeline.stages import (
     Faces,
@@ -84,7 +85,8 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
         run.faces = dataset_stage(run.cache, config)
     with _timed(timings, "models"):
         _models(run)
-    with _timed(timings, "results"):
+    with _timed(timings, "results"), progress_bar(None, "figures and tables", unit="item") as bar:
+        run.publisher.progress = bar.update
         _dataset_results(run)
         _model_results(run)
     with _timed(timings, "pages"):

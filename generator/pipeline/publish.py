@@ -38,9 +38,11 @@ class Publisher:
         Folder of the generated pages (``docs/results`` by default).
     """
 
-    def __init__(self, cache: Cache, results_dir: Path) -> None:
+    def __init__(self, cache: Cache, results_dir: Path,
+                 progress: Callable[[int], object] | None = None) -> None:
         self.cache = cache
         self.results_dir = Path(results_dir)
+        self.progress = progress or (lambda n: None)
         self.figures: list[FigureArtifact] = []
         self.tables: list[TableArtifact] = []
 
@@ -53,6 +55,7 @@ class Publisher:
 
         def compute(folder: Path) -> None:
             files = figure_bytes(make(), figure_id=figure_id, title=title, caption=caption, provenance=provenance)
+            self.progress(1)
             for fmt, data in files.items():
                 (folder / f"figure.{fmt}").write_bytes(data)
 
@@ -74,6 +77,7 @@ class Publisher:
 
         def compute(folder: Path) -> None:
             make().to_csv(folder / "table.csv", index=False)
+            self.progress(1)
 
         entry = self.cache.get_or_compute("table", key, compute)
         relative = f"tables/{table_id}.csv"
