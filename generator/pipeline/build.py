@@ -12,24 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from generator.config import Config, config_hash
 from generator.errors import ConfigError, ExportError
 from generator.fileio import atomic_write_text
 from generator.pipeline.cache import Cache, stable_hash
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.publish import Publisher
+from generator.pipeline.results_models import (
+    SPLIT_ORDER,
+    dataset_results,
+    model_results,
+)
 from generator.pipeline.stages import (
-    Faces,
-    Predictions,
-    TrainedModel,
     dataset_stage,
     keras_twin_stage,
     predict_stage,
     train_stage,
 )
+from generator.pipeline.state import Run, training_text
 from generator.report import artifacts as art
 from generator.report import pages
 from generator.report.provenance import environment_facts
@@ -37,7 +37,6 @@ from generator.report.provenance import environment_facts
 __all__ = ["BuildResult", "build"]
 
 log = logging.getLogger(__name__)
-SPLIT_ORDER = ("train_fair", "train_biased", "eval")
 
 
 @dataclass
@@ -49,19 +48,6 @@ class BuildResult:
     site_dir: Path | None
     manifest: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class _Run:
-    """The pieces of one build that every step reads."""
-
-    config: Config
-    cache: Cache
-    publisher: Publisher
-    faces: Faces | None = None
-    models: list[TrainedModel] = field(default_factory=list)
-    predictions: dict[str, Predictions] = field(default_factory=dict)
-    twins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) -> BuildResult:
@@ -80,15 +66,16 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     docs_dir = _docs_dir(out.mkdocs_config)
     _check_inside(out.results_dir, docs_dir)
     timings: dict[str, float] = {}
-    run = _Run(config, Cache(out.cache_dir), Publisher(Cache(out.cache_dir), out.results_dir))
+    cache = Cache(out.cache_dir)
+    run = Run(config, cache, Publisher(cache, out.results_dir))
     with _timed(timings, "data"):
         run.faces = dataset_stage(run.cache, config)
     with _timed(timings, "models"):
         _models(run)
     with _timed(timings, "results"), progress_bar(None, "figures and tables", unit="item") as bar:
         run.publisher.progress = bar.update
-        _dataset_results(run)
-        _model_results(run)
+        dataset_results(run)
+        model_results(run)
     with _timed(timings, "pages"):
         manifest = _write_pages(run)
     with _timed(timings, "deck"):
@@ -103,7 +90,7 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     return BuildResult(out.results_dir, deck_html, site_dir, manifest, timings)
 
 
-def _models(run: _Run) -> None:
+def _models(run: Run) -> None:
     for model in run.config.models:
         trained = train_stage(run.cache, run.config, run.faces, model)
         run.models.append(trained)
@@ -115,115 +102,10 @@ def _models(run: _Run) -> None:
 # ----------------------------------------------------------------------------- results
 
 
-def _dataset_results(run: _Run) -> None:
-    from generator.datasets.synthetic import REGIONS
-    from generator.figures import dataset as figs
-
-    faces, pub, seed = run.faces, run.publisher, run.config.seed
-    prov = {"dataset": faces.key, "seed": seed}
-    evaluation = np.flatnonzero(faces.table["split"].to_numpy() == "eval")
-    per = run.config.report.samples_per_group
-    pub.figure("fig-dataset-samples", title="Evaluation faces by skin-tone band and age group",
-               caption=f"{per} faces drawn at random (seed {seed}) from each skin-tone band x age group of the "
-                       "evaluation split; titles give the task label and whether the shortcut cue is drawn.",
-               alt="Grid of synthetic faces, one row per skin-tone band and age group.", page="dataset.md",
-               make=lambda: figs.sample_grid(faces.images[evaluation], faces.table.iloc[evaluation],
-                                             by=("skin_tone", "age_group"), per_group=per, seed=seed),
-               provenance={**prov, "per_group": per})
-    shown = evaluation[:: max(1, len(evaluation) // 5)][:5]
-    pub.figure("fig-dataset-masks", title="Region masks and landmarks",
-               caption="Five evaluation faces (top) and the region each pixel belongs to (bottom), with the five "
-                       "landmarks (eye centres, nose tip, mouth corners) as crosses.",
-               alt="Faces above their colour-coded region masks.", page="dataset.md",
-               make=lambda: figs.mask_examples(faces.images[shown], faces.masks[shown], faces.landmarks[shown],
-                                               REGIONS),
-               provenance={**prov, "images": [int(i) for i in shown]})
-    counts = _group_counts(faces.table)
-    pub.table("tab-dataset-counts", title="Images per split and group",
-              caption="Number of images, identities and smiling share per split, skin-tone band and age group.",
-              page="dataset.md", make=lambda: counts, provenance=prov)
-    pub.figure("fig-dataset-group-shares", title="Skin-tone shares per split",
-               caption="Share of each skin-tone band among the images of each split. The biased training split "
-                       "follows census-like shares; the fair training split and the evaluation split are balanced.",
-               alt="Stacked bars of skin-tone shares for each split.", page="dataset.md",
-               make=lambda: figs.group_shares(counts.rename(columns={"images": "n"}), group="skin_tone",
-                                              split_order=SPLIT_ORDER),
-               provenance=prov)
-
-
-def _group_counts(table: pd.DataFrame) -> pd.DataFrame:
-    grouped = table.groupby(["split", "skin_tone", "age_group"], sort=False)
-    counts = grouped.agg(images=("image_id", "size"), identities=("identity", "nunique"),
-                         smiling_share=("label", "mean"), cue_share=("cue", "mean")).reset_index()
-    order = {s: i for i, s in enumerate(SPLIT_ORDER)}
-    return counts.sort_values(["split", "skin_tone", "age_group"], key=lambda c: c.map(order) if c.name == "split" else c,
-                              ignore_index=True)
-
-
-def _model_results(run: _Run) -> None:
-    from generator.figures import models as figs
-
-    pub, seed = run.publisher, run.config.seed
-    prov = {"dataset": run.faces.key, "models": {m.name: m.content_hash for m in run.models}, "seed": seed}
-    histories = {m.name: m.history for m in run.models}
-    pub.figure("fig-models-training-curves", title="Training curves",
-               caption=f"Cross-entropy loss and accuracy per epoch of {_model_list(run)}; solid lines on the "
-                       "model's training split, dashed on the evaluation split (not used for model selection). "
-                       f"{_training_text(run.config)}",
-               alt="Loss and accuracy curves per epoch for each model.", page="models.md",
-               make=lambda: figs.training_curves(histories), provenance=prov)
-    evaluation = _evaluation_table(run)
-    for by, slug, what in ((("skin_tone",), "skin-tone", "skin-tone band"),
-                           (("skin_tone", "age_group"), "intersection", "skin-tone band x age group"),
-                           (("shortcut",), "shortcut", "agreement of the shortcut cue with the label")):
-        table = pub.table(
-            f"tab-models-accuracy-by-{slug}", title=f"Accuracy by {what}",
-            caption=f"Accuracy of each model on the evaluation split by {what}, with 95% percentile-bootstrap "
-                    f"intervals (200 resamples of the evaluation images, seed {seed}); 'all' is the whole split.",
-            page="models.md", provenance={**prov, "by": list(by), "n_boot": 200},
-            make=lambda by=by: _accuracy_table(evaluation, by, seed),
-        )
-        if len(by) == 1:
-            frame = table.frame[table.frame[by[0]] != "all"].rename(columns={by[0]: "group"})
-            pub.figure(f"fig-models-accuracy-by-{slug}", title=f"Accuracy by {what}",
-                       caption=f"{table.caption} Error bars: the 95% interval. Dotted line: chance (0.5).",
-                       alt=f"Bar chart of accuracy by {what} for each model.", page="models.md",
-                       make=lambda frame=frame: figs.accuracy_by_group(frame, group="group"),
-                       provenance={**prov, "table": table.id})
-
-
-def _accuracy_table(evaluation: dict[str, pd.DataFrame], by: tuple[str, ...], seed: int) -> pd.DataFrame:
-    """Accuracy by group for every model, one block of rows per model (fairlearn imported lazily)."""
-    from generator.bias.accuracy import accuracy_by_group
-
-    frames = [accuracy_by_group(frame, by=by, n_boot=200, seed=seed).assign(model=name)
-              for name, frame in evaluation.items()]
-    return pd.concat(frames, ignore_index=True)[["model", *by, "n", "accuracy", "ci_low", "ci_high"]]
-
-
-def _evaluation_table(run: _Run) -> dict[str, pd.DataFrame]:
-    """Per model: evaluation images with label, prediction, groups and shortcut agreement."""
-    table = run.faces.table[run.faces.table["split"] == "eval"].reset_index(drop=True)
-    agrees = table["cue"].astype(bool) == table["label"].astype(bool)
-    table = table.assign(shortcut=np.where(agrees, "cue agrees with label", "cue contradicts label"))
-    return {name: table.merge(p.table[["image_id", "pred", "prob_1"]], on="image_id", validate="one_to_one")
-            for name, p in run.predictions.items()}
-
-
-def _model_list(run: _Run) -> str:
-    return ", ".join(f"'{m.name}' (trained on {m.config.train_split})" for m in run.models)
-
-
-def _training_text(config: Config) -> str:
-    t = config.training
-    return (f"Training: SmallCNN width {t.width}, {t.epochs} epochs, batch {t.batch_size}, AdamW lr {t.lr}, "
-            f"weight decay {t.weight_decay}, horizontal flips {'on' if t.augment_flip else 'off'}, seed {config.seed}.")
-
-
 # ----------------------------------------------------------------------------- pages and deck
 
 
-def _facts(run: _Run) -> dict[str, Any]:
+def _facts(run: Run) -> dict[str, Any]:
     """Everything the pages state in words: settings, hashes, timings, environment."""
     faces = run.faces
     return {
@@ -240,12 +122,12 @@ def _facts(run: _Run) -> dict[str, Any]:
                     "final": m.history.iloc[-1].to_dict(),
                     "twin": {k: v for k, v in run.twins.get(m.name, {}).items() if k != "path"}}
                    for m in run.models],
-        "training": _training_text(run.config),
+        "training": training_text(run.config),
         "environment": environment_facts(),
     }
 
 
-def _write_pages(run: _Run) -> dict[str, Any]:
+def _write_pages(run: Run) -> dict[str, Any]:
     facts = _facts(run)
     by_id = {a.id: a for a in [*run.publisher.figures, *run.publisher.tables]}
     results = run.config.output.results_dir
@@ -259,7 +141,7 @@ def _write_pages(run: _Run) -> dict[str, Any]:
     return manifest
 
 
-def _write_deck(run: _Run) -> Path:
+def _write_deck(run: Run) -> Path:
     from generator.report.deck import write_deck
     from generator.report.slides import deck_slides
 
@@ -277,7 +159,7 @@ def _write_deck(run: _Run) -> Path:
                       node_modules=out.node_modules)
 
 
-def _export_pdf(run: _Run, deck_html: Path) -> Path:
+def _export_pdf(run: Run, deck_html: Path) -> Path:
     from generator.report.pdf import export_pdf
 
     pdf = run.config.output.slides_dir / "slides.pdf"
