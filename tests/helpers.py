@@ -7,6 +7,8 @@ from pathlib import Path
 from generator.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
+# A config string that would run script if a page or slide inserted it as HTML.
+HOSTILE = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
 
 
 def tiny_config(workdir: Path, **overrides) -> Config:
@@ -16,9 +18,9 @@ def tiny_config(workdir: Path, **overrides) -> Config:
         "dataset": {"synthetic": {"image_size": 48, "images_per_identity": 10,
                                   "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}},
         "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": True},
-                   {"name": "biased", "train_split": "train_biased"}],
+                   {"name": "biased", "train_split": "train_biased", "description": HOSTILE}],
         "training": {"epochs": 2, "width": 8, "batch_size": 32},
-        "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b>"},
+        "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b> " + HOSTILE},
         "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
                    "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
                    "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},

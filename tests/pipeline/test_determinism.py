@@ -4,7 +4,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from helpers import copy_site_sources, tiny_config
 
 pytestmark = pytest.mark.slow
