@@ -194,7 +194,7 @@ def _line_style(subgroup: str) -> str:
 def roc_curves(roc: pd.DataFrame, *, log_fpr: bool = True, groups: Sequence[str] | None = None) -> Figure:
     """ROC per subgroup (overall dashed), FPR on a log axis by default."""
     order, colours = _curve_groups(roc, groups)
-    fig, ax = new_figure(4.2, 3.2)
+    fig, ax = new_figure(5.4, 3.2)
     for subgroup in order:
         curve = roc[roc["subgroup"] == subgroup]
         if log_fpr:
@@ -205,8 +205,15 @@ def roc_curves(roc: pd.DataFrame, *, log_fpr: bool = True, groups: Sequence[str]
         ax.set_xscale("log")
     ax.set(xlabel="false accept rate (FPR)", ylabel="true accept rate (TAR)", ylim=(0, 1.01))
     ax.grid(linewidth=0.3, alpha=0.5)
-    ax.legend(frameon=False, fontsize=6, loc="lower right")
+    _outside_legend(fig, ax)
     return fig
+
+
+def _outside_legend(fig: Figure, ax) -> None:
+    """A legend to the right of the axes, only when something is labelled (none for empty input)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, frameon=False, fontsize=6, loc="outside right center")
 
 
 @_styled
@@ -216,7 +223,7 @@ def det_curves(det: pd.DataFrame, *, groups: Sequence[str] | None = None) -> Fig
     Points with a rate of exactly 0 or 1 (infinitely far on these axes) are left out.
     """
     order, colours = _curve_groups(det, groups)
-    fig, ax = new_figure(4.2, 3.4)
+    fig, ax = new_figure(5.4, 3.4)
     for subgroup in order:
         curve = det[det["subgroup"] == subgroup]
         inside = curve[(curve["fpr"] > 0) & (curve["fpr"] < 1) & (curve["fnr"] > 0) & (curve["fnr"] < 1)]
@@ -229,7 +236,7 @@ def det_curves(det: pd.DataFrame, *, groups: Sequence[str] | None = None) -> Fig
     ax.set(xlabel="false accept rate", ylabel="false reject rate", xlim=(ticks[0], ticks[-1]),
            ylim=(ticks[0], ticks[-1]))
     ax.grid(linewidth=0.3, alpha=0.5)
-    ax.legend(frameon=False, fontsize=6, loc="upper right")
+    _outside_legend(fig, ax)
     return fig
 
 

@@ -18,6 +18,7 @@ from generator.fileio import atomic_write_text
 from generator.pipeline.cache import Cache, stable_hash
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.publish import Publisher
+from generator.pipeline.results_bias import bias_results
 from generator.pipeline.results_models import (
     SPLIT_ORDER,
     dataset_results,
@@ -37,6 +38,15 @@ from generator.report.provenance import environment_facts
 __all__ = ["BuildResult", "build"]
 
 log = logging.getLogger(__name__)
+
+# The generated pages (relative to the results folder) and their writers, in nav order.
+PAGES = {
+    "dataset.md": pages.dataset_page,
+    "models.md": pages.models_page,
+    "bias-classification.md": pages.bias_classification_page,
+    "bias-verification.md": pages.bias_verification_page,
+    "reproducibility.md": pages.reproducibility_page,
+}
 
 
 @dataclass
@@ -76,6 +86,7 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
         run.publisher.progress = bar.update
         dataset_results(run)
         model_results(run)
+        bias_results(run)
     with _timed(timings, "pages"):
         manifest = _write_pages(run)
     with _timed(timings, "deck"):
@@ -131,9 +142,8 @@ def _write_pages(run: Run) -> dict[str, Any]:
     facts = _facts(run)
     by_id = {a.id: a for a in [*run.publisher.figures, *run.publisher.tables]}
     results = run.config.output.results_dir
-    atomic_write_text(results / "dataset.md", pages.dataset_page(facts, by_id))
-    atomic_write_text(results / "models.md", pages.models_page(facts, by_id))
-    atomic_write_text(results / "reproducibility.md", pages.reproducibility_page(facts, by_id))
+    for name, writer in PAGES.items():
+        atomic_write_text(results / name, writer(facts, by_id))
     meta = {"title": facts["title"], "config_hash": facts["config_hash"], "seed": facts["seed"],
             "dataset": facts["dataset"]["key"], "models": {m["name"]: m["hash"] for m in facts["models"]}}
     manifest = art.manifest(run.publisher.figures, run.publisher.tables, meta)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from generator.report.artifacts import FigureArtifact, TableArtifact
 
-__all__ = ["escape", "figure_block", "format_value", "table_block", "table_markdown"]
+__all__ = ["escape", "figure_block", "format_value", "table_block", "table_link_block", "table_markdown"]
 
 # One pass, character by character: HTML-special characters become named entities,
 # Markdown-special ones numeric entities. (A backslash escape is not used: before
@@ -62,7 +62,16 @@ def table_block(table: TableArtifact, prefix: str = "", digits: int = 3) -> str:
     """A table with its anchor, caption and CSV download link."""
     return (
         f'<div class="result-table" id="{table.id}" markdown="block">\n\n'
-        f"[**{table.id}**](#{table.id}) {escape(table.title)}. {escape(table.caption)} "
-        f"Download: [CSV]({prefix}{table.csv})\n\n"
+        f"{_table_caption(table, prefix)}\n\n"
         f"{table_markdown(table.frame, digits)}\n\n</div>\n"
     )
+
+
+def table_link_block(table: TableArtifact, prefix: str = "") -> str:
+    """A table too long to show: its anchor, caption and CSV link only."""
+    return f'<div class="result-table" id="{table.id}" markdown="block">\n\n{_table_caption(table, prefix)}\n\n</div>\n'
+
+
+def _table_caption(table: TableArtifact, prefix: str) -> str:
+    return (f"[**{table.id}**](#{table.id}) {escape(table.title)}. {escape(table.caption)} "
+            f"Download: [CSV]({prefix}{table.csv}) ({len(table.frame)} rows)")

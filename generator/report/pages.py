@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from generator.report.artifacts import FigureArtifact, TableArtifact
-from generator.report.markdown import escape, figure_block, table_block, table_markdown
+from generator.report.markdown import escape, figure_block, table_block, table_link_block, table_markdown
 
 __all__ = ["dataset_page", "models_page", "reproducibility_page", "accuracy_gaps"]
 
@@ -166,3 +166,123 @@ To rebuild: `python -m generator build --config FILE` with the configuration bel
 ```yaml
 {config_yaml}```
 """
+
+
+# ----------------------------------------------------------------------------- bias
+
+_RATE_COLUMNS = {"accuracy": "accuracy", "base_rate": "base rate", "tpr": "TPR", "fpr": "FPR", "fnr": "FNR",
+                 "precision": "precision", "selection_rate": "selection rate", "f1": "F1"}
+
+
+def rates_display(by_group: pd.DataFrame, attributes: str, positive: int = 1) -> pd.DataFrame:
+    """One row per group of ``attributes``: each rate as "value [low, high]", "n/a" when undefined."""
+    rows = by_group[(by_group["attributes"].isin([attributes, "all"]))
+                    & ((by_group["metric"] == "accuracy") | (by_group["class"] == positive))]
+    out = []
+    for group, sub in rows.groupby("group", sort=False):
+        cells = {"group": group, "n": int(sub["n"].iloc[0])}
+        notes = []
+        for metric, label in _RATE_COLUMNS.items():
+            hit = sub[sub["metric"] == metric]
+            cells[label] = _interval(hit.iloc[0]) if len(hit) else "n/a"
+            notes += [str(n) for n in hit["note"] if isinstance(n, str) and n]
+        cells["notes"] = "; ".join(dict.fromkeys(notes))
+        out.append(cells)
+    return pd.DataFrame(out)
+
+
+def _interval(row: pd.Series) -> str:
+    if pd.isna(row["value"]):
+        return "n/a"
+    if pd.isna(row["ci_low"]):
+        return f"{row['value']:.3f}"
+    return f"{row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def _models(facts: dict[str, Any]) -> list[str]:
+    return [m["name"] for m in facts["models"]]
+
+
+def bias_classification_page(facts: dict[str, Any], art: Artifacts) -> str:
+    """Fairness of each model's predictions by group, with intervals and definitions."""
+    sections = []
+    for model in _models(facts):
+        rates = art[f"tab-bias-rates-{model}"]
+        disparities = art[f"tab-bias-disparities-{model}"].frame
+        shown = disparities[(disparities["class"] == 1) | disparities["class"].isna()]
+        sections.append(f"""## Model {escape(model)}
+
+{figure_block(art[f'fig-bias-rates-{model}'])}
+### Rates by skin-tone band
+
+{table_markdown(rates_display(rates.frame, "skin_tone"))}
+
+### Rates by skin-tone band and age group
+
+{table_markdown(rates_display(rates.frame, "skin_tone x age_group"))}
+
+{table_link_block(rates)}
+
+### Disparities (class "smiling")
+
+{table_markdown(shown[["attributes", "metric", "difference", "ratio", "min_group", "max_group", "note"]])}
+
+Full table: [CSV]({art[f'tab-bias-disparities-{model}'].csv}).
+
+{figure_block(art[f'fig-bias-confusion-{model}'])}
+{figure_block(art[f'fig-bias-calibration-{model}'])}
+{table_block(art[f'tab-bias-ece-{model}'])}""")
+    return f"""# Bias assessment: classification
+
+How each model's errors fall on each group of the evaluation split: for every skin-tone band,
+age group and their intersections, the base rate, accuracy, true and false positive rates, false
+negative rate, precision, selection rate and F1, each with a 95 % bootstrap interval; the
+disparities between groups; confusion matrices; and calibration. The definitions, with formulas and
+what each metric does not show, are on the [bias metrics page](../methods/bias-metrics.md).
+
+!!! warning "Demographic parity is not 'the rate of predicting class 1'"
+    Demographic parity compares the **selection rate** \\(P(\\hat y = k \\mid g)\\) of a class \\(k\\)
+    across groups \\(g\\). Counting predictions of class index 1 in every group is one class's selection
+    rate, and for a multi-class task it says nothing about the other classes. Here every rate is computed
+    per class (one-vs-rest) and the disparity tables name the class.
+
+"n/a" marks a rate that is undefined for a group (for example a TPR in a group with no positives);
+the note says why. A group smaller than 30 images is reported with a note, never dropped.
+
+{chr(10).join(sections)}"""
+
+
+def bias_verification_page(facts: dict[str, Any], art: Artifacts) -> str:
+    """Face-verification bias after Robinson et al. (2020), on pairs of evaluation images."""
+    sections = []
+    for model in _models(facts):
+        tar = art[f"tab-verification-tar-{model}"]
+        fpr = art[f"tab-verification-fpr-{model}"]
+        figures = "".join(figure_block(art[f"fig-verification-{slug}-{model}"])
+                          for slug in ("roc", "det", "scores", "fpr-inflation", "rank1"))
+        sections.append(f"""## Model {escape(model)}
+
+{table_block(tar)}
+{table_block(fpr)}
+{figures}""")
+    return f"""# Bias assessment: verification
+
+Face verification asks whether two images show the same person: a similarity score is compared
+with a threshold. Following Robinson et al. (2020, *Balanced Faces in the Wild*), this page measures
+per subgroup the true acceptance rate (TAR) at fixed false acceptance rates (FAR), with **one
+global threshold** and with **per-subgroup thresholds**, and the false positive rate each subgroup
+really gets at the global threshold. See [TAR at FAR](../methods/bias-metrics.md#tar-at-far) and
+[global thresholds](../methods/bias-metrics.md#global-threshold).
+
+!!! note "What these numbers are, on the default data"
+    The default models were trained to tell smiling from not smiling, not to recognise people; their
+    pooled features are used here as face embeddings only to demonstrate the analysis. Expect weak
+    verification overall. On real verification data (for example BFW's pairs table, which ships
+    scores) the same analysis applies unchanged.
+
+Pairs: genuine pairs share an identity; imposter pairs are two identities of the same subgroup
+(skin-tone band / age group), as in BFW. Identities are split into 5 folds; for each fold the
+thresholds are chosen on the other folds, and the tables give the mean and standard deviation over
+folds. A FAR that would need more imposter pairs than exist is left empty with a note.
+
+{chr(10).join(sections)}"""

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 def test_pages_and_manifest(tiny_build):
     results = tiny_build.config.output.results_dir
-    for page in ("dataset.md", "models.md", "reproducibility.md"):
+    for page in ("dataset.md", "models.md", "bias-classification.md", "bias-verification.md", "reproducibility.md"):
         assert (results / page).is_file(), page
     manifest = json.loads((results / "manifest.json").read_text())
     figure_ids = {f["id"] for f in manifest["figures"]}
@@ -19,6 +19,9 @@ def test_pages_and_manifest(tiny_build):
     assert {"fig-dataset-samples", "fig-dataset-masks", "fig-models-training-curves",
             "fig-models-accuracy-by-skin-tone"} <= figure_ids
     assert {"tab-dataset-counts", "tab-models-accuracy-by-skin-tone"} <= table_ids
+    for model in ("fair", "biased"):
+        assert {f"fig-bias-rates-{model}", f"fig-verification-roc-{model}", f"fig-verification-det-{model}"} <= figure_ids
+        assert {f"tab-bias-rates-{model}", f"tab-bias-disparities-{model}", f"tab-verification-tar-{model}"} <= table_ids
     for entry in manifest["figures"]:
         assert set(entry["files"]) == {"png", "svg", "pdf"}
         assert entry["caption"] and entry["title"] and entry["alt"]
@@ -45,6 +48,19 @@ def test_tables_are_csv_and_consistent(tiny_build):
     assert (overall["n"] == synthetic.identities["eval"] * synthetic.images_per_identity).all()
     assert ((accuracy["ci_low"] <= accuracy["accuracy"] + 1e-12)
             & (accuracy["accuracy"] <= accuracy["ci_high"] + 1e-12)).all()
+
+
+def test_bias_tables_agree_with_predictions(tiny_build):
+    """The rates table's overall accuracy equals the accuracy table's, computed by separate code."""
+    results = tiny_build.config.output.results_dir
+    accuracy = pd.read_csv(results / "tables/tab-models-accuracy-by-skin-tone.csv")
+    for model in ("fair", "biased"):
+        rates = pd.read_csv(results / f"tables/tab-bias-rates-{model}.csv")
+        overall = rates[(rates["group"] == "all") & (rates["metric"] == "accuracy")]["value"].item()
+        expected = accuracy[(accuracy["model"] == model) & (accuracy["skin_tone"] == "all")]["accuracy"].item()
+        assert overall == pytest.approx(expected, abs=1e-12)
+        disparities = pd.read_csv(results / f"tables/tab-bias-disparities-{model}.csv")
+        assert set(disparities["metric"]) == {"demographic_parity", "equal_opportunity", "equalized_odds"}
 
 
 def test_site_and_deck(tiny_build, site_dir, deck_dir):

@@ -1,0 +1,255 @@
+"""Benchmark of the attribution engine against a plain-PyTorch floor: ``python -m generator.attribution.bench``.
+
+For every Captum method the wall time of :meth:`Explainer.explain` (uint8 images in, maps out) is
+divided by a *floor*: the same forward and backward passes in a minimal PyTorch loop over
+normalised inputs, with the chunk size (inputs per pass) that is fastest on this machine. The floor
+is what any implementation must spend; the ratio is the engine's and the library's overhead.
+
+Floors (per image): Saliency, Input x Gradient, Guided Backprop: one forward+backward pass;
+DeepLIFT: two (Captum runs image and baseline together); Integrated Gradients: ``steps``;
+SmoothGrad, GradientSHAP: ``samples``; Grad-CAM, Guided Grad-CAM: one forward and one backward to
+the CAM layer (plus one full backward for Guided Grad-CAM); Occlusion: one forward per window plus
+one, under ``torch.inference_mode``; Feature Ablation: one per grid cell plus one; LIME, Kernel
+SHAP: one forward per sample (the floor leaves out fitting the surrogate, so their ratios also
+measure the fits). Then Xplique through ``TorchWrapper`` is timed against Captum for the same
+method and parameters, and the peak resident memory is read while maps are streamed chunk by
+chunk for more and more images.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from generator.attribution.handles import ModelHandle, torch_handle
+from generator.attribution.registry import build_explainer
+from generator.models.device import torch_device
+from generator.models.nets import SmallCNN
+
+__all__ = ["FloorCase", "bench_captum", "bench_memory", "bench_xplique", "format_report", "main"]
+
+_CHUNKS = (16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class FloorCase:
+    """One Captum method with its parameters and the passes its floor makes per image.
+
+    ``kind`` is ``"grad"`` (forward + backward to the input), ``"forward"`` (inference only),
+    ``"layer"`` (forward + backward to the CAM layer) or ``"layer+grad"`` (both backward passes).
+    """
+
+    method: str
+    params: dict
+    kind: str
+    passes: int
+
+
+def _cases(size: int) -> list[FloorCase]:
+    """The Captum methods benchmarked, with their floors at ``size`` pixels."""
+    windows = ((size - 8) // 4 + 1) ** 2
+    return [
+        FloorCase("captum.saliency", {}, "grad", 1),
+        FloorCase("captum.input_x_gradient", {}, "grad", 1),
+        FloorCase("captum.guided_backprop", {}, "grad", 1),
+        FloorCase("captum.deeplift", {}, "grad", 2),
+        FloorCase("captum.integrated_gradients", {"steps": 32}, "grad", 32),
+        FloorCase("captum.smoothgrad", {"samples": 16}, "grad", 16),
+        FloorCase("captum.gradient_shap", {"samples": 16}, "grad", 16),
+        FloorCase("captum.gradcam", {}, "layer", 1),
+        FloorCase("captum.guided_gradcam", {}, "layer+grad", 1),
+        FloorCase("captum.occlusion", {"patch_size": 8, "stride": 4}, "forward", windows + 1),
+        FloorCase("captum.feature_ablation", {"grid": 8}, "forward", 8 * 8 + 1),
+        FloorCase("captum.lime", {"samples": 200}, "forward", 200),
+        FloorCase("captum.kernel_shap", {"samples": 200}, "forward", 200),
+    ]
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work so that wall times are complete."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(work: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Best wall time of ``repeats`` runs of ``work`` after one warm-up run (one run if it takes > 2 s)."""
+    start = time.perf_counter()
+    work()
+    _sync(device)
+    first = time.perf_counter() - start
+    if first > 2.0:
+        return first
+    best = first
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _floor(model: torch.nn.Module, layer: torch.nn.Module, kind: str, n_inputs: int, chunk: int,
+           size: int) -> None:
+    """Run ``n_inputs`` passes of the given kind in chunks of ``chunk`` inputs (the plain-torch floor)."""
+    device = next(model.parameters()).device
+    x = torch.rand(chunk, 3, size, size, device=device) * 2 - 1
+    for start in range(0, n_inputs, chunk):
+        batch = x[:min(chunk, n_inputs - start)]
+        if kind == "forward":
+            with torch.inference_mode():
+                model(batch)
+        else:
+            _backward(model, layer, batch, kind)
+
+
+def _backward(model: torch.nn.Module, layer: torch.nn.Module, batch: torch.Tensor, kind: str) -> None:
+    """One forward pass and the backward pass(es) of ``kind`` on one chunk."""
+    captured = {}
+    hook = layer.register_forward_hook(lambda module, args, output: captured.update(a=output)) \
+        if kind.startswith("layer") else None
+    inputs = batch.detach().requires_grad_(kind != "layer")
+    try:
+        score = model(inputs)[:, 0].sum()
+    finally:
+        if hook is not None:
+            hook.remove()
+    if kind.startswith("layer"):
+        torch.autograd.grad(score, captured["a"], retain_graph=kind == "layer+grad")
+    if kind != "layer":
+        torch.autograd.grad(score, inputs)
+
+
+def _best_chunks(model: torch.nn.Module, layer: torch.nn.Module, size: int) -> dict[str, int]:
+    """The fastest chunk size (inputs per pass) of each kind of floor, probed on 512 inputs."""
+    device = next(model.parameters()).device
+    best = {}
+    for kind in ("grad", "forward", "layer", "layer+grad"):
+        times = {chunk: _timed(lambda c=chunk: _floor(model, layer, kind, 512, c, size), device, 1)
+                 for chunk in _CHUNKS}
+        best[kind] = min(times, key=times.get)
+    return best
+
+
+def bench_captum(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *, repeats: int = 2) -> pd.DataFrame:
+    """Time every Captum method against its plain-torch floor.
+
+    Parameters
+    ----------
+    handle : ModelHandle
+        A torch handle of a :class:`~generator.models.nets.SmallCNN`.
+    images, targets : np.ndarray
+        uint8 ``(N, S, S, 3)`` images and their target classes.
+    repeats : int
+        Timed runs after a warm-up (the best is kept); runs longer than 2 s are timed once.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per method: ``method, seconds, floor_seconds, ratio, passes_per_image, floor_kind, floor_chunk``.
+    """
+    model, size, device = handle.model, images.shape[1], handle.device
+    layer = dict(model.named_modules())[handle.cam_layer]
+    chunks = _best_chunks(model, layer, size)
+    rows = []
+    for case in _cases(size):
+        explainer = build_explainer(case.method, handle, case.params)
+        seconds = _timed(lambda e=explainer: e.explain(images, targets), device, repeats)
+        n_inputs = case.passes * len(images)
+        floor = _timed(lambda c=case: _floor(model, layer, c.kind, n_inputs, chunks[c.kind], size), device, repeats)
+        rows.append({"method": case.method, "seconds": seconds, "floor_seconds": floor, "ratio": seconds / floor,
+                     "passes_per_image": case.passes, "floor_kind": case.kind, "floor_chunk": chunks[case.kind]})
+    return pd.DataFrame(rows)
+
+
+def bench_xplique(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *, repeats: int = 2) -> pd.DataFrame:
+    """Time Xplique through ``TorchWrapper`` against Captum for the same methods and parameters.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per method: ``method, xplique_seconds, captum_seconds, ratio`` (Xplique / Captum).
+    """
+    pairs = {"saliency": ("saliency", {}), "integrated_gradients": ("integrated_gradients", {"steps": 32}),
+             "occlusion": ("occlusion", {"patch_size": 8, "stride": 4})}
+    rows = []
+    for label, (key, params) in pairs.items():
+        times = {}
+        for library in ("xplique", "captum"):
+            explainer = build_explainer(f"{library}.{key}", handle, params)
+            times[library] = _timed(lambda e=explainer: e.explain(images, targets), handle.device, repeats)
+        rows.append({"method": label, "xplique_seconds": times["xplique"], "captum_seconds": times["captum"],
+                     "ratio": times["xplique"] / times["captum"]})
+    return pd.DataFrame(rows)
+
+
+def bench_memory(handle: ModelHandle, images: np.ndarray, targets: np.ndarray,
+                 method: str = "captum.integrated_gradients") -> pd.DataFrame:
+    """Peak resident memory growth while maps of more and more images are streamed and dropped.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``images, peak_rss_growth_mb`` (growth of the process's peak RSS during each run).
+    """
+    explainer = build_explainer(method, handle, {"steps": 32} if "integrated" in method else {})
+    rows = []
+    for count in sorted({max(1, len(images) // 4), max(1, len(images) // 2), len(images)}):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for _ in explainer.iter_explain(images[:count], targets[:count]):
+            pass
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rows.append({"images": count, "peak_rss_growth_mb": (after - before) / 1024})
+    return pd.DataFrame(rows)
+
+
+def format_report(captum: pd.DataFrame, xplique: pd.DataFrame, memory: pd.DataFrame, header: str) -> str:
+    """Render the three tables as plain text."""
+    parts = [header, "", "Captum: wall time / plain-torch floor (target <= 1.10)",
+             captum.to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
+             "Xplique through TorchWrapper vs Captum, same parameters (ratio = Xplique / Captum)",
+             xplique.to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
+             "Peak RSS growth while streaming maps (first run includes warm-up)",
+             memory.to_string(index=False, float_format=lambda v: f"{v:.1f}"), ""]
+    return "\n".join(parts)
+
+
+def _setup(n_images: int, size: int, seed: int) -> tuple[ModelHandle, np.ndarray, np.ndarray]:
+    """A default SmallCNN with seeded random weights, and seeded random images and targets."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SmallCNN()
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n_images, size, size, 3), dtype=np.uint8)
+    return torch_handle("bench", model), images, rng.integers(0, 2, n_images)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and write the report to standard output."""
+    parser = argparse.ArgumentParser(prog="python -m generator.attribution.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels, >= 16 (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and images (default 0)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs after warm-up, best kept (default 2)")
+    parser.add_argument("--skip-xplique", action="store_true", help="do not import TensorFlow / Xplique")
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.size < SmallCNN.min_input_size:
+        parser.error(f"--images must be >= 1 and --size >= {SmallCNN.min_input_size}")
+    handle, images, targets = _setup(args.images, args.size, args.seed)
+    header = (f"SmallCNN (width 16, random weights), {args.images} images of {args.size} px, device "
+              f"{torch_device()}, {torch.get_num_threads()} torch threads")
+    captum = bench_captum(handle, images, targets, repeats=args.repeats)
+    xplique = pd.DataFrame() if args.skip_xplique else bench_xplique(handle, images, targets, repeats=args.repeats)
+    memory = bench_memory(handle, images, targets)
+    sys.stdout.write(format_report(captum, xplique, memory, header))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

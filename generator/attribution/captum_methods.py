@@ -1,0 +1,389 @@
+"""Attribution methods computed by Captum on PyTorch models, one small class each.
+
+Every class holds its :class:`~generator.attribution.base.MethodSpec` and one
+``_attribute`` step that calls Captum on a prepared NCHW chunk; the shared base
+prepares the inputs, seeds the torch random generator for stochastic methods
+(forked, so the caller's global state is untouched) and collapses the channels.
+Forward-only methods (occlusion, ablation, LIME, Kernel SHAP) run under
+``torch.inference_mode``.
+
+Randomness: torch's and NumPy's global generators are seeded for the call and
+restored afterwards. SmoothGrad and GradientSHAP reseed with ``seed`` at every chunk, so
+their maps are reproducible for a fixed ``batch_size``; LIME and Kernel SHAP
+reseed for every image (the same perturbation design for each image), so their
+maps do not depend on ``batch_size`` either.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from captum._utils.models.linear_model import SkLearnRidge
+from captum.attr import (
+    DeepLift,
+    FeatureAblation,
+    GradientShap,
+    GuidedBackprop,
+    GuidedGradCam,
+    InputXGradient,
+    IntegratedGradients,
+    KernelShap,
+    LayerAttribution,
+    LayerGradCam,
+    Lime,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
+from captum.attr._core.lime import get_exp_kernel_similarity_function
+from torch import nn
+
+from generator.attribution.base import (
+    Explainer,
+    MethodSpec,
+    baseline_inputs,
+    grid_segments,
+    reduce_channels,
+)
+
+__all__ = [
+    "CAPTUM_EXPLAINERS",
+    "CaptumDeepLift",
+    "CaptumFeatureAblation",
+    "CaptumGradCam",
+    "CaptumGradientShap",
+    "CaptumGuidedBackprop",
+    "CaptumGuidedGradCam",
+    "CaptumInputXGradient",
+    "CaptumIntegratedGradients",
+    "CaptumKernelShap",
+    "CaptumLime",
+    "CaptumOcclusion",
+    "CaptumSaliency",
+    "CaptumSmoothGrad",
+]
+
+_KERAS_REASON = "Captum explains PyTorch models only; use the xplique.* methods for the Keras twin"
+_ALL_BASELINES = ("black", "mean", "blur")
+_UNIFORM_BASELINES = ("black", "mean")
+_RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+
+_SIMONYAN = ("Simonyan, Vedaldi & Zisserman, 2014, Deep Inside Convolutional Networks: Visualising Image "
+             "Classification Models and Saliency Maps", "https://arxiv.org/abs/1312.6034")
+_SHRIKUMAR_2016 = ("Shrikumar, Greenside, Shcherbina & Kundaje, 2016, Not Just a Black Box: Learning Important "
+                   "Features Through Propagating Activation Differences", "https://arxiv.org/abs/1605.01713")
+_SUNDARARAJAN = ("Sundararajan, Taly & Yan, 2017, Axiomatic Attribution for Deep Networks",
+                 "https://arxiv.org/abs/1703.01365")
+_LUNDBERG = ("Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions",
+             "https://arxiv.org/abs/1705.07874")
+_DEEPLIFT = ("Shrikumar, Greenside & Kundaje, 2017, Learning Important Features Through Propagating "
+             "Activation Differences", "https://arxiv.org/abs/1704.02685")
+_SMILKOV = ("Smilkov, Thorat, Kim, Viegas & Wattenberg, 2017, SmoothGrad: removing noise by adding noise",
+            "https://arxiv.org/abs/1706.03825")
+_SPRINGENBERG = ("Springenberg, Dosovitskiy, Brox & Riedmiller, 2015, Striving for Simplicity: The All "
+                 "Convolutional Net", "https://arxiv.org/abs/1412.6806")
+_SELVARAJU = ("Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, 2017, Grad-CAM: Visual Explanations from "
+              "Deep Networks via Gradient-based Localization", "https://arxiv.org/abs/1610.02391")
+_ZEILER = ("Zeiler & Fergus, 2014, Visualizing and Understanding Convolutional Networks",
+           "https://arxiv.org/abs/1311.2901")
+_COVERT = ("Covert, Lundberg & Lee, 2021, Explaining by Removing: A Unified Framework for Model Explanation",
+           "https://arxiv.org/abs/2011.14878")
+_RIBEIRO = ("Ribeiro, Singh & Guestrin, 2016, \"Why Should I Trust You?\": Explaining the Predictions of Any "
+            "Classifier", "https://arxiv.org/abs/1602.04938")
+
+_IG_FORMULA = (r"\phi_i = (x_i - x'_i)\int_0^1 \frac{\partial f_t(x' + \alpha (x - x'))}{\partial x_i}\,d\alpha")
+_GRADCAM_FORMULA = (r"M = \mathrm{up}\Big(\mathrm{ReLU}\big(\sum_k \alpha_k A^k\big)\Big),\quad "
+                    r"\alpha_k = \frac{1}{Z}\sum_{u,v} \frac{\partial f_t}{\partial A^k_{uv}}")
+_OCCLUSION_FORMULA = r"\phi_i = \operatorname{mean}_{P \ni i}\big(f_t(x) - f_t(x_{P \leftarrow x'})\big)"
+_LIME_FORMULA = (r"\phi = \arg\min_{w} \sum_{z} \pi_x(z)\,\big(f_t(h_x(z)) - w^\top z\big)^2 + \Omega(w),"
+                 r"\ z \in \{0,1\}^{S}")
+
+
+def _spec(key: str, family: str, title: str, paper: tuple[str, str], formula: str, *, signed: bool,
+          reduction: str, **defaults: Any) -> MethodSpec:
+    """Build the spec of a Captum method (PyTorch only)."""
+    return MethodSpec(name=f"captum.{key}", library="captum", family=family, title=title, paper=paper[0],
+                      url=paper[1], formula=formula, signed=signed, frameworks=frozenset({"torch"}),
+                      defaults=defaults, channel_reduction=reduction, unsupported={"keras": _KERAS_REASON})
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's and NumPy's global generators for the block, then restore them; no-op for None.
+
+    Captum draws from both: ``torch.normal`` (NoiseTunnel), ``torch.bernoulli`` (LIME),
+    ``np.random.uniform`` and ``np.random.choice`` (GradientSHAP).
+    """
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    numpy_state = np.random.get_state()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+
+
+class CaptumExplainer(Explainer):
+    """Shared steps of the Captum methods: prepare, seed, attribute, reduce channels."""
+
+    #: Whether the method back-propagates to the input (False: forward passes only).
+    needs_grad: ClassVar[bool] = True
+
+    def _explain_chunk(self, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        inputs = self.handle.prepare(images).requires_grad_(self.needs_grad)
+        target = torch.as_tensor(targets, device=inputs.device)
+        with _seeded(self.params.get("seed"), inputs.device):
+            attributions = self._attribute(inputs, target, images)
+        return reduce_channels(attributions.detach().float().cpu().numpy(), self.spec.channel_reduction)
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        """Return Captum's attributions ``(n, C, H, W)`` (or ``(n, 1, H, W)``) for one chunk."""
+        raise NotImplementedError
+
+    def _baselines(self, images: np.ndarray) -> torch.Tensor:
+        """The chosen baseline of every image of the chunk, prepared like the inputs."""
+        return baseline_inputs(self.handle, images, self.params["baseline"])
+
+    def _layer(self) -> nn.Module:
+        """The module named by the ``layer`` parameter."""
+        return dict(self.handle.model.named_modules())[self.params["layer"]]
+
+    def _feature_mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Grid superpixels ``(1, 1, H, W)`` shared by all channels."""
+        segments = grid_segments(inputs.shape[2], inputs.shape[3], self.params["grid"])
+        return torch.as_tensor(segments, device=inputs.device)[None, None]
+
+
+class CaptumSaliency(CaptumExplainer):
+    """Saliency: absolute input gradient of the target logit, max over channels (Simonyan et al., 2014)."""
+
+    spec = _spec("saliency", "gradient", "Saliency", _SIMONYAN,
+                 r"M_{uv} = \max_c \left|\frac{\partial f_t(x)}{\partial x_{cuv}}\right|",
+                 signed=False, reduction="max", batch_size=64)
+    note = "absolute gradient, max over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        return Saliency(self.handle.model).attribute(inputs, target=target, abs=True)
+
+
+class CaptumInputXGradient(CaptumExplainer):
+    """Input times gradient, summed over channels (Shrikumar et al., 2016)."""
+
+    spec = _spec("input_x_gradient", "gradient", "Input x Gradient", _SHRIKUMAR_2016,
+                 r"M_{uv} = \sum_c x_{cuv}\,\frac{\partial f_t(x)}{\partial x_{cuv}}",
+                 signed=True, reduction="sum", batch_size=64)
+    note = "normalised input times gradient, summed over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        return InputXGradient(self.handle.model).attribute(inputs, target=target)
+
+
+class CaptumIntegratedGradients(CaptumExplainer):
+    """Integrated Gradients from a baseline, summed over channels (Sundararajan et al., 2017)."""
+
+    spec = _spec("integrated_gradients", "path", "Integrated Gradients", _SUNDARARAJAN, _IG_FORMULA,
+                 signed=True, reduction="sum", baseline="black", steps=32, rule="gausslegendre",
+                 internal_batch_size=512, batch_size=16)
+    choices = MappingProxyType({"baseline": _ALL_BASELINES, "rule": _RULES})
+    note = "summed over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        method = IntegratedGradients(self.handle.model)
+        return method.attribute(inputs, baselines=self._baselines(images), target=target,
+                                n_steps=self.params["steps"], method=self.params["rule"],
+                                internal_batch_size=self.params["internal_batch_size"])
+
+
+class CaptumGradientShap(CaptumExplainer):
+    """GradientSHAP: expected gradients between a baseline and noisy inputs (Lundberg & Lee, 2017)."""
+
+    spec = _spec("gradient_shap", "sampling", "GradientSHAP", _LUNDBERG,
+                 r"\phi_i = \mathbb{E}_{\epsilon,\,\alpha \sim U(0,1)}\Big[(x_i - x'_i)\,"
+                 r"\frac{\partial f_t(x' + \alpha (x + \epsilon - x'))}{\partial x_i}\Big]",
+                 signed=True, reduction="sum", baseline="black", samples=16, noise=0.1, batch_size=16, seed=0)
+    choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
+    note = "summed over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        baseline = self._baselines(images[:1])
+        return GradientShap(self.handle.model).attribute(inputs, baselines=baseline, target=target,
+                                                         n_samples=self.params["samples"],
+                                                         stdevs=float(self.params["noise"]))
+
+
+class CaptumDeepLift(CaptumExplainer):
+    """DeepLIFT (Rescale rule) from a baseline, summed over channels (Shrikumar et al., 2017)."""
+
+    spec = _spec("deeplift", "gradient", "DeepLIFT", _DEEPLIFT,
+                 r"\phi_i = (x_i - x'_i)\,m_i,\quad \textstyle\sum_i \phi_i = f_t(x) - f_t(x')",
+                 signed=True, reduction="sum", baseline="black", batch_size=32)
+    choices = MappingProxyType({"baseline": _ALL_BASELINES})
+    note = "Rescale rule, summed over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        with warnings.catch_warnings():  # Captum warns on every call that it sets hooks on activations
+            warnings.simplefilter("ignore", UserWarning)
+            return DeepLift(self.handle.model).attribute(inputs, baselines=self._baselines(images), target=target)
+
+
+class CaptumSmoothGrad(CaptumExplainer):
+    """SmoothGrad: saliency averaged over Gaussian-noised copies (Smilkov et al., 2017)."""
+
+    spec = _spec("smoothgrad", "sampling", "SmoothGrad", _SMILKOV,
+                 r"M_{uv} = \max_c \frac{1}{n}\sum_{k=1}^{n}\left|\frac{\partial f_t(x + \epsilon_k)}"
+                 r"{\partial x_{cuv}}\right|,\ \epsilon_k \sim \mathcal{N}(0, \sigma^2)",
+                 signed=False, reduction="max", samples=16, noise=0.15, batch_size=16, seed=0)
+    note = "absolute gradients averaged (abs applied before averaging), max over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        tunnel = NoiseTunnel(Saliency(self.handle.model))
+        return tunnel.attribute(inputs, nt_type="smoothgrad", nt_samples=self.params["samples"],
+                                stdevs=float(self.params["noise"]), target=target, abs=True)
+
+
+class CaptumGuidedBackprop(CaptumExplainer):
+    """Guided Backpropagation: only positive gradients pass the ReLUs (Springenberg et al., 2015)."""
+
+    spec = _spec("guided_backprop", "gradient", "Guided Backpropagation", _SPRINGENBERG,
+                 r"R^{l} = \mathbb{1}[a^{l} > 0]\,\mathbb{1}[R^{l+1} > 0]\,R^{l+1}",
+                 signed=True, reduction="sum", batch_size=64)
+    note = "summed over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        with warnings.catch_warnings():  # Captum warns that it overrides ReLU gradients
+            warnings.simplefilter("ignore", UserWarning)
+            return GuidedBackprop(self.handle.model).attribute(inputs, target=target)
+
+
+class CaptumGradCam(CaptumExplainer):
+    """Grad-CAM on a convolution layer, ReLU'd and upsampled bilinearly (Selvaraju et al., 2017)."""
+
+    spec = _spec("gradcam", "cam", "Grad-CAM", _SELVARAJU, _GRADCAM_FORMULA,
+                 signed=False, reduction="none", layer=None, batch_size=64)
+    note = "ReLU of the weighted activations, upsampled bilinearly to the input"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        cam = LayerGradCam(self.handle.model, self._layer()).attribute(inputs, target=target,
+                                                                       relu_attributions=True)
+        return LayerAttribution.interpolate(cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear")
+
+
+class CaptumGuidedGradCam(CaptumExplainer):
+    """Guided Grad-CAM: Guided Backpropagation times upsampled Grad-CAM (Selvaraju et al., 2017)."""
+
+    spec = _spec("guided_gradcam", "cam", "Guided Grad-CAM", _SELVARAJU,
+                 r"M = \sum_c R^{\mathrm{guided}}_c \odot \mathrm{up}\big(\mathrm{ReLU}(\textstyle\sum_k "
+                 r"\alpha_k A^k)\big)", signed=True, reduction="sum", layer=None, batch_size=64)
+    note = "Grad-CAM upsampled bilinearly, summed over channels"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            method = GuidedGradCam(self.handle.model, self._layer())
+            return method.attribute(inputs, target=target, interpolate_mode="bilinear")
+
+
+class CaptumOcclusion(CaptumExplainer):
+    """Occlusion: logit drop when a sliding square is set to the baseline (Zeiler & Fergus, 2014)."""
+
+    needs_grad = False
+
+    spec = _spec("occlusion", "perturbation", "Occlusion", _ZEILER, _OCCLUSION_FORMULA,
+                 signed=True, reduction="mean", baseline="black", patch_size=8, stride=4,
+                 perturbations_per_eval=16, batch_size=16)
+    choices = MappingProxyType({"baseline": _ALL_BASELINES})
+    note = "averaged over the windows covering a pixel (Captum's convention)"
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        patch, stride = self.params["patch_size"], self.params["stride"]
+        with torch.inference_mode():
+            return Occlusion(self.handle.model).attribute(
+                inputs, sliding_window_shapes=(inputs.shape[1], patch, patch), strides=(inputs.shape[1], stride, stride),
+                baselines=self._baselines(images), target=target,
+                perturbations_per_eval=self.params["perturbations_per_eval"])
+
+
+class CaptumFeatureAblation(CaptumExplainer):
+    """Feature ablation: logit drop when one grid cell is set to the baseline (Covert et al., 2021)."""
+
+    needs_grad = False
+
+    spec = _spec("feature_ablation", "perturbation", "Feature Ablation", _COVERT,
+                 r"\phi_S = f_t(x) - f_t(x_{S \leftarrow x'})", signed=True, reduction="mean",
+                 baseline="black", grid=8, perturbations_per_eval=16, batch_size=16)
+    choices = MappingProxyType({"baseline": _ALL_BASELINES})
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            return FeatureAblation(self.handle.model).attribute(
+                inputs, baselines=self._baselines(images), target=target, feature_mask=self._feature_mask(inputs),
+                perturbations_per_eval=self.params["perturbations_per_eval"])
+
+
+class _PerImageSurrogate(CaptumExplainer):
+    """LIME-like methods: one surrogate model per image, each reseeded with ``seed``."""
+
+    needs_grad = False
+
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        mask, baselines = self._feature_mask(inputs), self._baselines(images)
+        method = self._method()
+        maps = []
+        for index in range(len(inputs)):
+            with _seeded(self.params["seed"], inputs.device), torch.inference_mode():
+                maps.append(method.attribute(
+                    inputs[index:index + 1], baselines=baselines[index:index + 1], target=target[index:index + 1],
+                    feature_mask=mask, n_samples=self.params["samples"],
+                    perturbations_per_eval=self.params["perturbations_per_eval"]))
+        return torch.cat(maps)
+
+    def _method(self) -> Lime | KernelShap:
+        """The Captum surrogate explainer."""
+        raise NotImplementedError
+
+
+class CaptumLime(_PerImageSurrogate):
+    """LIME on grid superpixels with a ridge surrogate, as the original ``lime`` package (Ribeiro et al., 2016)."""
+
+    spec = _spec("lime", "surrogate", "LIME", _RIBEIRO, _LIME_FORMULA, signed=True, reduction="mean",
+                 baseline="black", grid=8, samples=200, alpha=1.0, kernel_width=1.0,
+                 perturbations_per_eval=50, batch_size=8, seed=0)
+    choices = MappingProxyType({"baseline": _ALL_BASELINES})
+    note = "ridge surrogate, exponential cosine-distance kernel, cells kept with probability 1/2"
+
+    def _method(self) -> Lime:
+        similarity = get_exp_kernel_similarity_function("cosine", float(self.params["kernel_width"]))
+        return Lime(self.handle.model, interpretable_model=SkLearnRidge(alpha=float(self.params["alpha"])),
+                    similarity_func=similarity)
+
+
+class CaptumKernelShap(_PerImageSurrogate):
+    """Kernel SHAP on grid superpixels (Lundberg & Lee, 2017)."""
+
+    spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", _LUNDBERG,
+                 r"\phi = \arg\min_{w} \sum_{z} \frac{S-1}{\binom{S}{|z|}\,|z|\,(S-|z|)}\big(f_t(h_x(z)) - "
+                 r"w_0 - w^\top z\big)^2", signed=True, reduction="mean", baseline="black", grid=8, samples=200,
+                 perturbations_per_eval=50, batch_size=8, seed=0)
+    choices = MappingProxyType({"baseline": _ALL_BASELINES})
+    note = "Shapley kernel, linear regression surrogate"
+
+    def _method(self) -> KernelShap:
+        return KernelShap(self.handle.model)
+
+
+#: Every Captum explainer class, in the order the reports list them.
+CAPTUM_EXPLAINERS: tuple[type[CaptumExplainer], ...] = (
+    CaptumSaliency, CaptumInputXGradient, CaptumIntegratedGradients, CaptumGradientShap, CaptumDeepLift,
+    CaptumSmoothGrad, CaptumGuidedBackprop, CaptumGradCam, CaptumGuidedGradCam, CaptumOcclusion,
+    CaptumFeatureAblation, CaptumLime, CaptumKernelShap,
+)

@@ -1,0 +1,132 @@
+"""Results section "bias assessment": classification fairness and verification bias.
+
+Reports are computed lazily: on a rerun whose figures and tables are all cached,
+nothing here is recomputed.
+"""
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Callable
+
+import pandas as pd
+
+from generator.pipeline.state import Run, evaluation_table
+
+__all__ = ["ATTRIBUTES", "N_BOOT", "SUBGROUP", "bias_results"]
+
+ATTRIBUTES = ("skin_tone", "age_group")
+SUBGROUP = ("skin_tone", "age_group")  # verification subgroups, like BFW's ethnicity x gender
+N_BOOT = 200
+RATES = ("tpr", "fpr", "selection_rate", "precision")
+
+
+def bias_results(run: Run) -> None:
+    """Register every bias figure and table of every model."""
+    evaluation = evaluation_table(run)
+    for name, frame in evaluation.items():
+        _classification(run, name, _lazy(lambda frame=frame: _classification_report(frame, run.config.seed)))
+        _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
+
+
+def _lazy(function: Callable[[], Any]) -> Callable[[], Any]:
+    return cache(function)
+
+
+def _classification_report(frame: pd.DataFrame, seed: int):
+    from generator.bias.classification import classification_report
+    from generator.datasets.synthetic import LABEL_NAMES
+
+    frame = frame.assign(prob_0=1.0 - frame["prob_1"])
+    return classification_report(frame, attributes=ATTRIBUTES, scores=["prob_0", "prob_1"], n_boot=N_BOOT,
+                                 seed=seed, class_names=LABEL_NAMES)
+
+
+def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
+    from generator.datasets.synthetic import LABEL_NAMES
+    from generator.figures import bias as figs
+
+    pub, seed = run.publisher, run.config.seed
+    prov = {**run.provenance, "model": model, "n_boot": N_BOOT, "attributes": list(ATTRIBUTES)}
+    boot = f"95% percentile-bootstrap intervals ({N_BOOT} resamples of the evaluation images, seed {seed})"
+    page = "bias-classification.md"
+    pub.table(f"tab-bias-rates-{model}", title=f"Rates by group, model '{model}'",
+              caption=f"Base rate, accuracy, TPR, FPR, FNR, precision, selection rate and F1 of model '{model}' on "
+                      f"the evaluation split for each skin-tone band, age group and their intersections, class "
+                      f"'smiling' as positive, with {boot}. Undefined rates are empty with a note.",
+              page=page, provenance=prov, make=lambda: report().by_group)
+    pub.table(f"tab-bias-disparities-{model}", title=f"Disparities, model '{model}'",
+              caption=f"Demographic parity (selection rate), equal opportunity (TPR) and equalized odds (TPR and "
+                      f"FPR) of model '{model}': difference = largest minus smallest group value, ratio = smallest "
+                      f"over largest, for each grouping and class (one-vs-rest).",
+              page=page, provenance=prov, make=lambda: report().disparities)
+    pub.table(f"tab-bias-ece-{model}", title=f"Expected calibration error, model '{model}'",
+              caption=f"ECE of model '{model}' per group (10 equal-width bins of the predicted class's "
+                      f"probability), with {boot}.", page=page, provenance=prov, make=lambda: report().ece)
+    pub.figure(f"fig-bias-rates-{model}", title=f"Error rates by skin-tone band, model '{model}'",
+               caption=f"TPR, FPR, selection rate and precision of model '{model}' per skin-tone band, class "
+                       f"'smiling' positive; whiskers: {boot}.",
+               alt=f"Dot plots of four rates per skin-tone band for model {model}.", page=page, provenance=prov,
+               make=lambda: figs.metric_by_group(report().by_group, metrics=RATES, attributes="skin_tone"))
+    pub.figure(f"fig-bias-confusion-{model}", title=f"Confusion matrices by skin-tone band, model '{model}'",
+               caption=f"Row-normalised confusion matrix of model '{model}' for each skin-tone band of the "
+                       "evaluation split (rows: true label, columns: prediction; counts in cells).",
+               alt=f"One confusion matrix per skin-tone band for model {model}.", page=page, provenance=prov,
+               make=lambda: figs.confusion_matrices(report().confusion, attributes="skin_tone",
+                                                    class_names=LABEL_NAMES))
+    pub.figure(f"fig-bias-calibration-{model}", title=f"Calibration by skin-tone band, model '{model}'",
+               caption=f"Reliability curves of model '{model}' per skin-tone band: accuracy against mean "
+                       "confidence of the predicted class in 10 equal-width bins; the diagonal is perfect "
+                       "calibration; the legend gives each band's ECE.",
+               alt=f"Reliability curves per skin-tone band for model {model}.", page=page, provenance=prov,
+               make=lambda: figs.reliability(report().calibration, report().ece, attributes="skin_tone"))
+
+
+def _verification_reports(run: Run, model: str) -> tuple[Any, Any]:
+    from generator.bias.pairs import pairs_from_embeddings
+    from generator.bias.verification import rank1_confusion, verification_report
+
+    evaluation = run.faces.table[run.faces.table["split"] == "eval"].reset_index(drop=True)
+    embeddings = run.predictions[model].embeddings
+    pairs = pairs_from_embeddings(evaluation, embeddings, subgroup=list(SUBGROUP), seed=run.config.seed)
+    groups = evaluation[list(SUBGROUP)].astype(str).agg(" / ".join, axis=1)
+    confusion = rank1_confusion(embeddings, evaluation["identity"].tolist(), groups.tolist())
+    return verification_report(pairs, seed=run.config.seed), confusion
+
+
+def _verification(run: Run, model: str, reports: Callable[[], Any]) -> None:
+    from generator.figures import bias as figs
+
+    pub = run.publisher
+    prov = {**run.provenance, "model": model, "subgroup": list(SUBGROUP), "pairs": "genuine: up to 20 per identity; "
+            "imposters: 5 per genuine, same subgroup; 5 subject-disjoint folds"}
+    page = "bias-verification.md"
+    pairs_text = (f"Pairs of evaluation images scored by the cosine similarity of model '{model}''s pooled features; "
+                  "genuine pairs share an identity, imposter pairs are different identities of the same subgroup "
+                  "(skin-tone band / age group); 5 subject-disjoint folds, thresholds chosen on the other folds.")
+    pub.table(f"tab-verification-tar-{model}", title=f"TAR at FAR by subgroup, model '{model}'",
+              caption=f"{pairs_text} TAR at each intended FAR with one global threshold and with per-subgroup "
+                      "thresholds (mean and SD over folds). Empty where the FAR needs more imposters than exist.",
+              page=page, provenance=prov, make=lambda: reports()[0].tar_at_far)
+    pub.table(f"tab-verification-fpr-{model}", title=f"FPR at the global threshold, model '{model}'",
+              caption=f"{pairs_text} The false positive rate each subgroup actually gets when one global threshold "
+                      "is set for the intended FAR, and its percent difference from the intended FAR.",
+              page=page, provenance=prov, make=lambda: reports()[0].fpr_at_global)
+    figures = (
+        ("roc", "ROC curves by subgroup", "ROC curve per subgroup (log FPR axis).",
+         lambda: figs.roc_curves(reports()[0].roc)),
+        ("det", "DET curves by subgroup", "DET curve per subgroup on normal-deviate axes.",
+         lambda: figs.det_curves(reports()[0].det)),
+        ("scores", "Genuine and imposter scores by subgroup",
+         "Distributions of genuine (solid) and imposter (hatched) similarity scores per subgroup.",
+         lambda: figs.score_violins(reports()[0].scores)),
+        ("fpr-inflation", "FPR inflation at a global threshold",
+         "Actual over intended FPR per subgroup when one global threshold is used (1 = as intended).",
+         lambda: figs.fpr_inflation(reports()[0].fpr_at_global)),
+        ("rank1", "Rank-1 confusion between subgroups",
+         "For each probe image whose nearest neighbour (cosine) is another identity: the share of those errors "
+         "falling in each subgroup.", lambda: figs.rank1_heatmap(reports()[1])),
+    )
+    for slug, title, what, make in figures:
+        pub.figure(f"fig-verification-{slug}-{model}", title=f"{title}, model '{model}'",
+                   caption=f"{what} {pairs_text}", alt=f"{title} for model {model}.", page=page,
+                   provenance=prov, make=make)
