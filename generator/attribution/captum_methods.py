@@ -193,7 +193,7 @@ class CaptumIntegratedGradients(CaptumExplainer):
 
     spec = _spec("integrated_gradients", "path", "Integrated Gradients", _SUNDARARAJAN, _IG_FORMULA,
                  signed=True, reduction="sum", baseline="black", steps=32, rule="gausslegendre",
-                 internal_batch_size=512, batch_size=16)
+                 internal_batch_size=64, batch_size=16)
     choices = MappingProxyType({"baseline": _ALL_BASELINES, "rule": _RULES})
     note = "summed over channels"
 
@@ -210,7 +210,7 @@ class CaptumGradientShap(CaptumExplainer):
     spec = _spec("gradient_shap", "sampling", "GradientSHAP", _LUNDBERG,
                  r"\phi_i = \mathbb{E}_{\epsilon,\,\alpha \sim U(0,1)}\Big[(x_i - x'_i)\,"
                  r"\frac{\partial f_t(x' + \alpha (x + \epsilon - x'))}{\partial x_i}\Big]",
-                 signed=True, reduction="sum", baseline="black", samples=16, noise=0.1, batch_size=16, seed=0)
+                 signed=True, reduction="sum", baseline="black", samples=16, noise=0.1, batch_size=4, seed=0)
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
     note = "summed over channels"
 
@@ -242,13 +242,16 @@ class CaptumSmoothGrad(CaptumExplainer):
     spec = _spec("smoothgrad", "sampling", "SmoothGrad", _SMILKOV,
                  r"M_{uv} = \max_c \frac{1}{n}\sum_{k=1}^{n}\left|\frac{\partial f_t(x + \epsilon_k)}"
                  r"{\partial x_{cuv}}\right|,\ \epsilon_k \sim \mathcal{N}(0, \sigma^2)",
-                 signed=False, reduction="max", samples=16, noise=0.15, batch_size=16, seed=0)
+                 signed=False, reduction="max", samples=16, noise=0.15, internal_batch_size=64, batch_size=16,
+                 seed=0)
     note = "absolute gradients averaged (abs applied before averaging), max over channels"
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
         tunnel = NoiseTunnel(Saliency(self.handle.model))
+        per_pass = max(1, self.params["internal_batch_size"] // len(inputs))  # noisy copies per image and pass
         return tunnel.attribute(inputs, nt_type="smoothgrad", nt_samples=self.params["samples"],
-                                stdevs=float(self.params["noise"]), target=target, abs=True)
+                                nt_samples_batch_size=per_pass, stdevs=float(self.params["noise"]), target=target,
+                                abs=True)
 
 
 class CaptumGuidedBackprop(CaptumExplainer):
@@ -300,7 +303,7 @@ class CaptumOcclusion(CaptumExplainer):
 
     spec = _spec("occlusion", "perturbation", "Occlusion", _ZEILER, _OCCLUSION_FORMULA,
                  signed=True, reduction="mean", baseline="black", patch_size=8, stride=4,
-                 perturbations_per_eval=16, batch_size=16)
+                 perturbations_per_eval=4, batch_size=16)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
     note = "averaged over the windows covering a pixel (Captum's convention)"
 
@@ -320,7 +323,7 @@ class CaptumFeatureAblation(CaptumExplainer):
 
     spec = _spec("feature_ablation", "perturbation", "Feature Ablation", _COVERT,
                  r"\phi_S = f_t(x) - f_t(x_{S \leftarrow x'})", signed=True, reduction="mean",
-                 baseline="black", grid=8, perturbations_per_eval=16, batch_size=16)
+                 baseline="black", grid=8, perturbations_per_eval=4, batch_size=16)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
@@ -357,7 +360,7 @@ class CaptumLime(_PerImageSurrogate):
 
     spec = _spec("lime", "surrogate", "LIME", _RIBEIRO, _LIME_FORMULA, signed=True, reduction="mean",
                  baseline="black", grid=8, samples=200, alpha=1.0, kernel_width=1.0,
-                 perturbations_per_eval=50, batch_size=8, seed=0)
+                 perturbations_per_eval=64, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
     note = "ridge surrogate, exponential cosine-distance kernel, cells kept with probability 1/2"
 
@@ -373,7 +376,7 @@ class CaptumKernelShap(_PerImageSurrogate):
     spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", _LUNDBERG,
                  r"\phi = \arg\min_{w} \sum_{z} \frac{S-1}{\binom{S}{|z|}\,|z|\,(S-|z|)}\big(f_t(h_x(z)) - "
                  r"w_0 - w^\top z\big)^2", signed=True, reduction="mean", baseline="black", grid=8, samples=200,
-                 perturbations_per_eval=50, batch_size=8, seed=0)
+                 perturbations_per_eval=64, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
     note = "Shapley kernel, linear regression surrogate"
 

@@ -51,6 +51,7 @@ def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
         Slide("When the shortcut misleads", _figure(figures["fig-models-accuracy-by-shortcut"]),
               notes=_gap_notes(tables["tab-models-accuracy-by-shortcut"], "shortcut")
               + " A model that relies on the mark fails where the mark contradicts the label."),
+        *_bias_slides(facts, figures, tables),
         Slide("What these numbers do not show", _bullets([
             "The faces are cartoons: results say nothing about a real population.",
             "Accuracy gaps show that a bias exists, not why.",
@@ -77,3 +78,47 @@ def _gap_notes(table: TableArtifact, group: str) -> str:
     return " ".join(
         f"Model {r.model}: from {r.best_accuracy:.2f} ({r.best}) down to {r.worst_accuracy:.2f} ({r.worst})."
         for r in accuracy_gaps(table.frame, group).itertuples())
+
+
+def _bias_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
+                 tables: dict[str, TableArtifact]) -> list[Slide]:
+    """Fairness definitions, rates by group, disparities and verification thresholds."""
+    models = [m["name"] for m in facts["models"]]
+    last = models[-1]
+    slides = [
+        Slide("Fairness criteria", (
+            "<p>Per group \\(g\\) and class \\(k\\):</p>"
+            "<p>\\[ \\mathrm{TPR}_g = P(\\hat y = k \\mid y = k, g) \\qquad "
+            "\\mathrm{FPR}_g = P(\\hat y = k \\mid y \\neq k, g) \\qquad "
+            "\\mathrm{SR}_g = P(\\hat y = k \\mid g) \\]</p>"
+            + _bullets(["Demographic parity: equal selection rates SR across groups.",
+                        "Equal opportunity: equal TPR. Equalized odds: equal TPR and FPR.",
+                        "Reported as max minus min (difference) and min over max (ratio)."])),
+              notes="Define the three criteria from the same three rates. Warn about the tutorial pitfall: counting "
+                    "predictions of class index 1 in every group is one class's selection rate, not demographic "
+                    "parity for a multi-class task. The criteria cannot all hold at once when base rates differ.",
+              section="Bias"),
+    ]
+    for model in models:
+        slides.append(Slide(f"Error rates by skin tone: {model}", _figure(figures[f"fig-bias-rates-{model}"]),
+                            notes=_disparity_notes(tables[f"tab-bias-disparities-{model}"], model)))
+    slides += [
+        Slide(f"Calibration by skin tone: {last}", _figure(figures[f"fig-bias-calibration-{last}"]),
+              notes="A calibrated model's confidence matches its accuracy. Compare the curves of the bands: a model "
+                    "can be confident and wrong more often for one group."),
+        Slide("Verification: one threshold for everyone?", _figure(figures[f"fig-verification-fpr-inflation-{last}"]),
+              notes="Robinson et al. (2020) showed on BFW that one global threshold gives some subgroups up to twice "
+                    "the intended false positive rate; per-subgroup thresholds recover it. The bars show the same "
+                    "measurement here. On the default data the embeddings come from a smile classifier, so "
+                    "verification itself is weak: this slide demonstrates the method."),
+    ]
+    return slides
+
+
+def _disparity_notes(table: TableArtifact, model: str) -> str:
+    frame = table.frame
+    rows = frame[(frame["attributes"] == "skin_tone") & (frame["class"] == 1)]
+    parts = [f"{r.metric.replace('_', ' ')}: difference {r.difference:.2f} ({r.max_group} vs {r.min_group})"
+             for r in rows.itertuples() if r.difference == r.difference]
+    return (f"Model {model}, class smiling, across skin-tone bands. " + "; ".join(parts) + ". "
+            "Whiskers are 95% bootstrap intervals: overlapping intervals mean the gap is not established.")
