@@ -43,7 +43,8 @@ def table_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(format_value(v, digits) for v in row) + " |"
             for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *rows])
+    table = "\n".join([head, rule, *rows])
+    return f'<div class="result-table" markdown="block">\n\n{table}\n\n</div>
 
 
 def figure_block(fig: FigureArtifact, prefix: str = "") -> str:
