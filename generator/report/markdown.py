@@ -44,7 +44,7 @@ def table_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     rows = ["| " + " | ".join(format_value(v, digits) for v in row) + " |"
             for row in frame.itertuples(index=False)]
     table = "\n".join([head, rule, *rows])
-    return f'<div class="result-table" markdown="block">\n\n{table}\n\n</div>
+    return f'<div class="result-table" markdown="block">\n\n{table}\n\n</div>'
 
 
 def figure_block(fig: FigureArtifact, prefix: str = "") -> str:
