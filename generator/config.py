@@ -30,6 +30,7 @@ from pydantic import (
 from generator.errors import ConfigError
 
 __all__ = [
+    "AttributionConfig",
     "Config",
     "DatasetConfig",
     "ModelConfig",
@@ -132,6 +133,48 @@ class ModelConfig(_Strict):
     description: str = ""
 
 
+DEFAULT_METHODS = (
+    "captum.saliency", "captum.input_x_gradient", "captum.integrated_gradients", "captum.smoothgrad",
+    "captum.guided_backprop", "captum.deeplift", "captum.gradient_shap", "captum.gradcam", "captum.guided_gradcam",
+    "captum.occlusion",
+    "xplique.saliency", "xplique.gradient_input", "xplique.integrated_gradients", "xplique.smoothgrad",
+    "xplique.vargrad", "xplique.squaregrad", "xplique.occlusion", "xplique.rise", "xplique.gradcam",
+    "xplique.gradcampp",
+)
+SANITY_METHODS = ("captum.saliency", "captum.integrated_gradients", "captum.smoothgrad", "captum.guided_backprop",
+                  "captum.gradcam", "captum.guided_gradcam")
+
+
+class AttributionConfig(_Strict):
+    """Which attribution methods run, with which parameters, on which images."""
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                              description="per method: parameter overrides, e.g. steps, baseline")
+    per_group: int = Field(3, ge=1, le=100, description="stratified images per group")
+    extremes_per_group: int = Field(1, ge=0, le=10, description="misclassified / least / most confident per group")
+    group_by: tuple[Literal["skin_tone", "age_group"], ...] = ("skin_tone", "age_group")
+    deletion_steps: int = Field(16, ge=4, le=256)
+    sanity_methods: tuple[str, ...] = SANITY_METHODS
+    sanity_images: int = Field(8, ge=2, le=64)
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> "AttributionConfig":
+        from generator.attribution.registry import available
+
+        known = available()
+        for key, names in (("methods", self.methods), ("sanity_methods", self.sanity_methods),
+                           ("params", tuple(self.params))):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                hints = {n: difflib.get_close_matches(n, known, n=1) for n in unknown}
+                shown = ", ".join(f"'{n}'" + (f" (did you mean '{h[0]}'?)" if h else "") for n, h in hints.items())
+                raise ValueError(f"unknown method(s) in {key}: {shown}; available: {', '.join(known)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods must not repeat")
+        return self
+
+
 class ReportConfig(_Strict):
     """What the pages and the deck show."""
 
@@ -160,12 +203,13 @@ class Config(_Strict):
         default_factory=lambda: (
             ModelConfig(name="fair", train_split="train_fair", keras_twin=True,
                         description="trained on balanced groups, no shortcut"),
-            ModelConfig(name="biased", train_split="train_biased",
+            ModelConfig(name="biased", train_split="train_biased", keras_twin=True,
                         description="trained on census-skewed groups with a planted shortcut"),
         ),
         min_length=1,
     )
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 

@@ -7,9 +7,19 @@ TensorFlow is imported only when an Xplique method first explains something.
 """
 from __future__ import annotations
 
-from generator.attribution.base import BASELINES, Explainer, MethodSpec, UnsupportedMethod
+from generator.attribution.base import (
+    BASELINES,
+    Explainer,
+    MethodSpec,
+    UnsupportedMethod,
+)
 from generator.attribution.handles import ModelHandle, keras_handle, torch_handle
-from generator.attribution.registry import REGISTRY, available, build_explainer, check_maps
+from generator.attribution.registry import (
+    REGISTRY,
+    available,
+    build_explainer,
+    check_maps,
+)
 from generator.attribution.selection import select_images
 
 __all__ = [

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from generator.attribution.handles import ModelHandle
+from generator.attribution.handles import ModelHandle, check_pixels
 from generator.errors import ConfigError, DataError
-from generator.models.nets import check_images
 
 __all__ = [
     "BASELINES",
+    "FORMULAS",
+    "PAPERS",
     "Explainer",
     "MethodSpec",
     "UnsupportedMethod",
@@ -46,6 +47,71 @@ BASELINES: Mapping[str, str] = MappingProxyType({
     "black": "all pixels 0, -1 after normalisation",
     "mean": "mid-grey, pixel 127.5, 0 after normalisation",
     "blur": "the image blurred by a Gaussian of sigma = side/8",
+})
+
+#: Papers the methods come from: key -> (short citation, URL).
+PAPERS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "simonyan2014": (("Simonyan, Vedaldi & Zisserman, 2014, Deep Inside Convolutional Networks: Visualising "
+                      "Image Classification Models and Saliency Maps"),
+                     "https://arxiv.org/abs/1312.6034"),
+    "shrikumar2016": (("Shrikumar, Greenside, Shcherbina & Kundaje, 2016, Not Just a Black Box: Learning "
+                       "Important Features Through Propagating Activation Differences"),
+                      "https://arxiv.org/abs/1605.01713"),
+    "sundararajan2017": ("Sundararajan, Taly & Yan, 2017, Axiomatic Attribution for Deep Networks",
+                         "https://arxiv.org/abs/1703.01365"),
+    "lundberg2017": ("Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions",
+                     "https://arxiv.org/abs/1705.07874"),
+    "shrikumar2017": (("Shrikumar, Greenside & Kundaje, 2017, Learning Important Features Through Propagating "
+                       "Activation Differences"),
+                      "https://arxiv.org/abs/1704.02685"),
+    "smilkov2017": ("Smilkov, Thorat, Kim, Viegas & Wattenberg, 2017, SmoothGrad: removing noise by adding noise",
+                    "https://arxiv.org/abs/1706.03825"),
+    "springenberg2015": (("Springenberg, Dosovitskiy, Brox & Riedmiller, 2015, Striving for Simplicity: The All "
+                          "Convolutional Net"),
+                         "https://arxiv.org/abs/1412.6806"),
+    "selvaraju2017": (("Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, 2017, Grad-CAM: Visual Explanations "
+                       "from Deep Networks via Gradient-based Localization"),
+                      "https://arxiv.org/abs/1610.02391"),
+    "chattopadhay2018": (("Chattopadhay, Sarkar, Howlader & Balasubramanian, 2018, Grad-CAM++: Improved Visual "
+                          "Explanations for Deep Convolutional Networks"),
+                         "https://arxiv.org/abs/1710.11063"),
+    "zeiler2014": ("Zeiler & Fergus, 2014, Visualizing and Understanding Convolutional Networks",
+                   "https://arxiv.org/abs/1311.2901"),
+    "covert2021": (("Covert, Lundberg & Lee, 2021, Explaining by Removing: A Unified Framework for Model "
+                    "Explanation"),
+                   "https://arxiv.org/abs/2011.14878"),
+    "ribeiro2016": (("Ribeiro, Singh & Guestrin, 2016, \"Why Should I Trust You?\": Explaining the Predictions of "
+                     "Any Classifier"),
+                    "https://arxiv.org/abs/1602.04938"),
+    "adebayo2018": (("Adebayo, Gilmer, Goodfellow & Kim, 2018, Local Explanation Methods for Deep Neural Networks "
+                     "Lack Sensitivity to Parameter Values"),
+                    "https://arxiv.org/abs/1810.03307"),
+    "hooker2019": (("Hooker, Erhan, Kindermans & Kim, 2019, A Benchmark for Interpretability Methods in Deep "
+                    "Neural Networks"),
+                   "https://arxiv.org/abs/1806.10758"),
+    "petsiuk2018": (("Petsiuk, Das & Saenko, 2018, RISE: Randomized Input Sampling for Explanation of Black-box "
+                     "Models"),
+                    "https://arxiv.org/abs/1806.07421"),
+    "fel2021": (("Fel, Cadene, Chalvidal, Cord, Vigouroux & Serre, 2021, Look at the Variance! Efficient Black-box "
+                 "Explanations with Sobol-based Sensitivity Analysis"),
+                "https://arxiv.org/abs/2111.04138"),
+    "novello2022": (("Novello, Fel & Vigouroux, 2022, Making Sense of Dependence: Efficient Black-box Explanations "
+                     "Using Dependence Measure"),
+                    "https://arxiv.org/abs/2206.06219"),
+})
+
+#: LaTeX formulas shared by the Captum and Xplique versions of a method.
+FORMULAS: Mapping[str, str] = MappingProxyType({
+    "saliency": r"M_{uv} = \max_c \left|\frac{\partial f_t(x)}{\partial x_{cuv}}\right|",
+    "input_x_gradient": r"M_{uv} = \sum_c x_{cuv}\,\frac{\partial f_t(x)}{\partial x_{cuv}}",
+    "integrated_gradients": (r"\phi_i = (x_i - x'_i)\int_0^1 \frac{\partial f_t(x' + \alpha (x - x'))}"
+                             r"{\partial x_i}\,d\alpha"),
+    "gradcam": (r"M = \mathrm{up}\Big(\mathrm{ReLU}\big(\sum_k \alpha_k A^k\big)\Big),\quad "
+                r"\alpha_k = \frac{1}{Z}\sum_{u,v} \frac{\partial f_t}{\partial A^k_{uv}}"),
+    "lime": (r"\phi = \arg\min_{w} \sum_{z} \pi_x(z)\,\big(f_t(h_x(z)) - w_0 - w^\top z\big)^2 + \alpha\|w\|^2,"
+             r"\ z \in \{0,1\}^{S}"),
+    "kernel_shap": (r"\phi = \arg\min_{w} \sum_{z} \frac{S-1}{\binom{S}{|z|}\,|z|\,(S-|z|)}"
+                    r"\big(f_t(h_x(z)) - w_0 - w^\top z\big)^2"),
 })
 
 _RULES: Mapping[str, str] = MappingProxyType({
@@ -144,6 +210,7 @@ class Explainer(ABC):
         check_framework(self.spec, handle)
         self.handle = handle
         self.params: dict[str, Any] = resolve_params(self.spec, handle, params or {}, self.choices)
+        self._classes: int | None = None
 
     def explain(self, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Return one attribution map per image.
@@ -151,7 +218,8 @@ class Explainer(ABC):
         Parameters
         ----------
         images : np.ndarray
-            ``(N, H, W, 3)`` uint8 RGB.
+            ``(N, H, W, 3)`` uint8 RGB (float pixels in ``[0, 255]`` are accepted too, e.g.
+            perturbed copies for robustness metrics).
         targets : np.ndarray
             ``(N,)`` integer class whose logit is explained, per image.
 
@@ -174,6 +242,9 @@ class Explainer(ABC):
         Parameters and errors are those of :meth:`explain`.
         """
         targets = check_targets(images, targets)
+        if targets.max() >= self._num_classes(images):
+            raise DataError(f"targets must be class indices below the model's {self._classes} outputs, "
+                            f"got {targets.max()}")
         size = self.params["batch_size"]
         for start in range(0, len(images), size):
             chunk = self._explain_chunk(images[start:start + size], targets[start:start + size])
@@ -183,6 +254,12 @@ class Explainer(ABC):
         """Every parameter in words, e.g. ``"baseline black (...), 32 steps, Gauss-Legendre rule, batch 16"``."""
         words = ", ".join(_phrase(key, value) for key, value in self.params.items())
         return f"{words}; {self.note}" if self.note else words
+
+    def _num_classes(self, images: np.ndarray) -> int:
+        """Number of logits of the model, read once from a forward pass on one image."""
+        if self._classes is None:
+            self._classes = int(self.handle.logits(images[:1]).shape[1])
+        return self._classes
 
     @abstractmethod
     def _explain_chunk(self, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -198,7 +275,7 @@ def check_framework(spec: MethodSpec, handle: ModelHandle) -> None:
 
 def check_targets(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Validate images and return the targets as an int64 array of one class per image."""
-    check_images(images)
+    check_pixels(images)
     array = np.asarray(targets)
     if array.ndim != 1 or len(array) != len(images) or not np.issubdtype(array.dtype, np.integer):
         raise DataError(f"targets must be a 1-D integer array with one class per image ({len(images)}), "
@@ -375,11 +452,11 @@ def baseline_inputs(handle: ModelHandle, images: np.ndarray, kind: str) -> Any:
     handle : ModelHandle
         Model whose preprocessing maps uint8 pixels to its input.
     images : np.ndarray
-        ``(N, H, W, 3)`` uint8 images being explained.
+        ``(N, H, W, 3)`` images being explained (uint8, or float in ``[0, 255]``).
     kind : {"black", "mean", "blur"}
         ``black``: every pixel 0; ``mean``: the midpoint of the prepared black and white
         images (pixel 127.5, i.e. 0 with the default normalisation); ``blur``: each image
-        blurred by a Gaussian of sigma ``max(H, W) / 8``.
+        blurred by a Gaussian of sigma ``max(H, W) / 8`` (float pixels, not rounded).
 
     Returns
     -------
@@ -397,8 +474,8 @@ def baseline_inputs(handle: ModelHandle, images: np.ndarray, kind: str) -> Any:
         return (handle.prepare(np.zeros_like(images)) + handle.prepare(np.full_like(images, 255))) / 2
     if kind == "blur":
         sigma = max(images.shape[1:3]) / 8
-        blurred = ndimage.gaussian_filter(images.astype(np.float32), sigma=(0, sigma, sigma, 0), mode="nearest")
-        return handle.prepare(np.clip(np.rint(blurred), 0, 255).astype(np.uint8))
+        return handle.prepare(ndimage.gaussian_filter(images.astype(np.float32), sigma=(0, sigma, sigma, 0),
+                                                      mode="nearest"))
     raise ConfigError(f"unknown baseline {kind!r}; choose one of {list(BASELINES)}")
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from generator.attribution.handles import ModelHandle, torch_handle
-from generator.attribution.registry import build_explainer
+from generator.attribution.registry import REGISTRY, build_explainer
 from generator.models.device import torch_device
 from generator.models.nets import SmallCNN
 
@@ -78,21 +78,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(work: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Best wall time of ``repeats`` runs of ``work`` after one warm-up run (one run if it takes > 2 s)."""
+def _timed(works: Sequence[Callable[[], object]], device: torch.device, repeats: int) -> list[float]:
+    """Best wall time of each of ``works``, run interleaved ``repeats`` times after one warm-up run each.
+
+    Interleaving spreads the load of other processes over all the candidates alike. When the
+    warm-up of every candidate took more than 2 s, one more timed round is run instead of ``repeats``.
+    """
+    best = [_once(work, device) for work in works]
+    rounds = 1 if min(best) > 2.0 else repeats
+    for _ in range(rounds):
+        best = [min(time_, _once(work, device)) for time_, work in zip(best, works)]
+    return best
+
+
+def _once(work: Callable[[], object], device: torch.device) -> float:
+    """Wall time of one run of ``work``, GPU work included."""
+    _sync(device)
     start = time.perf_counter()
     work()
     _sync(device)
-    first = time.perf_counter() - start
-    if first > 2.0:
-        return first
-    best = first
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time.perf_counter() - start
 
 
 def _floor(model: torch.nn.Module, layer: torch.nn.Module, kind: str, n_inputs: int, chunk: int,
@@ -131,13 +136,14 @@ def _best_chunks(model: torch.nn.Module, layer: torch.nn.Module, size: int) -> d
     device = next(model.parameters()).device
     best = {}
     for kind in ("grad", "forward", "layer", "layer+grad"):
-        times = {chunk: _timed(lambda c=chunk: _floor(model, layer, kind, 512, c, size), device, 1)
-                 for chunk in _CHUNKS}
-        best[kind] = min(times, key=times.get)
+        works = [lambda c=chunk, k=kind: _floor(model, layer, k, 512, c, size) for chunk in _CHUNKS]
+        times = _timed(works, device, 2)
+        best[kind] = _CHUNKS[int(np.argmin(times))]
     return best
 
 
-def bench_captum(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *, repeats: int = 2) -> pd.DataFrame:
+def bench_captum(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *, repeats: int = 2,
+                 scale: int = 1) -> pd.DataFrame:
     """Time every Captum method against its plain-torch floor.
 
     Parameters
@@ -147,7 +153,10 @@ def bench_captum(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *
     images, targets : np.ndarray
         uint8 ``(N, S, S, 3)`` images and their target classes.
     repeats : int
-        Timed runs after a warm-up (the best is kept); runs longer than 2 s are timed once.
+        Timed runs after a warm-up (the best is kept); runs longer than 2 s are timed once more only.
+    scale : int
+        Factor applied to each method's default ``batch_size`` and ``internal_batch_size``
+        (the defaults suit a CPU; a GPU wants larger chunks).
 
     Returns
     -------
@@ -159,13 +168,20 @@ def bench_captum(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *
     chunks = _best_chunks(model, layer, size)
     rows = []
     for case in _cases(size):
-        explainer = build_explainer(case.method, handle, case.params)
-        seconds = _timed(lambda e=explainer: e.explain(images, targets), device, repeats)
+        explainer = build_explainer(case.method, handle, {**case.params, **_scaled(case.method, scale)})
         n_inputs = case.passes * len(images)
-        floor = _timed(lambda c=case: _floor(model, layer, c.kind, n_inputs, chunks[c.kind], size), device, repeats)
+        seconds, floor = _timed([lambda e=explainer: e.explain(images, targets),
+                                 lambda c=case, n=n_inputs: _floor(model, layer, c.kind, n, chunks[c.kind], size)],
+                                device, repeats)
         rows.append({"method": case.method, "seconds": seconds, "floor_seconds": floor, "ratio": seconds / floor,
                      "passes_per_image": case.passes, "floor_kind": case.kind, "floor_chunk": chunks[case.kind]})
     return pd.DataFrame(rows)
+
+
+def _scaled(method: str, scale: int) -> dict:
+    """The method's default batch sizes multiplied by ``scale``."""
+    defaults = REGISTRY[method].defaults
+    return {key: defaults[key] * scale for key in ("batch_size", "internal_batch_size") if key in defaults}
 
 
 def bench_xplique(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *, repeats: int = 2) -> pd.DataFrame:
@@ -180,12 +196,11 @@ def bench_xplique(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, 
              "occlusion": ("occlusion", {"patch_size": 8, "stride": 4})}
     rows = []
     for label, (key, params) in pairs.items():
-        times = {}
-        for library in ("xplique", "captum"):
-            explainer = build_explainer(f"{library}.{key}", handle, params)
-            times[library] = _timed(lambda e=explainer: e.explain(images, targets), handle.device, repeats)
-        rows.append({"method": label, "xplique_seconds": times["xplique"], "captum_seconds": times["captum"],
-                     "ratio": times["xplique"] / times["captum"]})
+        explainers = [build_explainer(f"{library}.{key}", handle, params) for library in ("xplique", "captum")]
+        xplique, captum = _timed([lambda e=explainer: e.explain(images, targets) for explainer in explainers],
+                                 handle.device, repeats)
+        rows.append({"method": label, "xplique_seconds": xplique, "captum_seconds": captum,
+                     "ratio": xplique / captum})
     return pd.DataFrame(rows)
 
 
@@ -237,15 +252,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels, >= 16 (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and images (default 0)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs after warm-up, best kept (default 2)")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="multiply the Captum methods' default batch sizes (default 1; try 8 on a GPU)")
     parser.add_argument("--skip-xplique", action="store_true", help="do not import TensorFlow / Xplique")
     args = parser.parse_args(argv)
-    if args.images < 1 or args.size < SmallCNN.min_input_size:
-        parser.error(f"--images must be >= 1 and --size >= {SmallCNN.min_input_size}")
+    if args.images < 1 or args.size < SmallCNN.min_input_size or args.scale < 1:
+        parser.error(f"--images and --scale must be >= 1 and --size >= {SmallCNN.min_input_size}")
     handle, images, targets = _setup(args.images, args.size, args.seed)
     header = (f"SmallCNN (width 16, random weights), {args.images} images of {args.size} px, device "
-              f"{torch_device()}, {torch.get_num_threads()} torch threads")
-    captum = bench_captum(handle, images, targets, repeats=args.repeats)
-    xplique = pd.DataFrame() if args.skip_xplique else bench_xplique(handle, images, targets, repeats=args.repeats)
+              f"{torch_device()}, {torch.get_num_threads()} torch threads, batch sizes x{args.scale}")
+    captum = bench_captum(handle, images, targets, repeats=args.repeats, scale=args.scale)
+    xplique = (pd.DataFrame({"skipped": ["--skip-xplique"]}) if args.skip_xplique
+               else bench_xplique(handle, images, targets, repeats=args.repeats))
     memory = bench_memory(handle, images, targets)
     sys.stdout.write(format_report(captum, xplique, memory, header))
     return 0

@@ -44,12 +44,14 @@ from captum.attr._core.lime import get_exp_kernel_similarity_function
 from torch import nn
 
 from generator.attribution.base import (
+    FORMULAS,
+    PAPERS,
     Explainer,
     MethodSpec,
     baseline_inputs,
     grid_segments,
-    reduce_channels,
 )
+from generator.attribution.handles import exact_float32
 
 __all__ = [
     "CAPTUM_EXPLAINERS",
@@ -72,36 +74,6 @@ _KERAS_REASON = "Captum explains PyTorch models only; use the xplique.* methods 
 _ALL_BASELINES = ("black", "mean", "blur")
 _UNIFORM_BASELINES = ("black", "mean")
 _RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
-
-_SIMONYAN = ("Simonyan, Vedaldi & Zisserman, 2014, Deep Inside Convolutional Networks: Visualising Image "
-             "Classification Models and Saliency Maps", "https://arxiv.org/abs/1312.6034")
-_SHRIKUMAR_2016 = ("Shrikumar, Greenside, Shcherbina & Kundaje, 2016, Not Just a Black Box: Learning Important "
-                   "Features Through Propagating Activation Differences", "https://arxiv.org/abs/1605.01713")
-_SUNDARARAJAN = ("Sundararajan, Taly & Yan, 2017, Axiomatic Attribution for Deep Networks",
-                 "https://arxiv.org/abs/1703.01365")
-_LUNDBERG = ("Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions",
-             "https://arxiv.org/abs/1705.07874")
-_DEEPLIFT = ("Shrikumar, Greenside & Kundaje, 2017, Learning Important Features Through Propagating "
-             "Activation Differences", "https://arxiv.org/abs/1704.02685")
-_SMILKOV = ("Smilkov, Thorat, Kim, Viegas & Wattenberg, 2017, SmoothGrad: removing noise by adding noise",
-            "https://arxiv.org/abs/1706.03825")
-_SPRINGENBERG = ("Springenberg, Dosovitskiy, Brox & Riedmiller, 2015, Striving for Simplicity: The All "
-                 "Convolutional Net", "https://arxiv.org/abs/1412.6806")
-_SELVARAJU = ("Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, 2017, Grad-CAM: Visual Explanations from "
-              "Deep Networks via Gradient-based Localization", "https://arxiv.org/abs/1610.02391")
-_ZEILER = ("Zeiler & Fergus, 2014, Visualizing and Understanding Convolutional Networks",
-           "https://arxiv.org/abs/1311.2901")
-_COVERT = ("Covert, Lundberg & Lee, 2021, Explaining by Removing: A Unified Framework for Model Explanation",
-           "https://arxiv.org/abs/2011.14878")
-_RIBEIRO = ("Ribeiro, Singh & Guestrin, 2016, \"Why Should I Trust You?\": Explaining the Predictions of Any "
-            "Classifier", "https://arxiv.org/abs/1602.04938")
-
-_IG_FORMULA = (r"\phi_i = (x_i - x'_i)\int_0^1 \frac{\partial f_t(x' + \alpha (x - x'))}{\partial x_i}\,d\alpha")
-_GRADCAM_FORMULA = (r"M = \mathrm{up}\Big(\mathrm{ReLU}\big(\sum_k \alpha_k A^k\big)\Big),\quad "
-                    r"\alpha_k = \frac{1}{Z}\sum_{u,v} \frac{\partial f_t}{\partial A^k_{uv}}")
-_OCCLUSION_FORMULA = r"\phi_i = \operatorname{mean}_{P \ni i}\big(f_t(x) - f_t(x_{P \leftarrow x'})\big)"
-_LIME_FORMULA = (r"\phi = \arg\min_{w} \sum_{z} \pi_x(z)\,\big(f_t(h_x(z)) - w^\top z\big)^2 + \Omega(w),"
-                 r"\ z \in \{0,1\}^{S}")
 
 
 def _spec(key: str, family: str, title: str, paper: tuple[str, str], formula: str, *, signed: bool,
@@ -133,6 +105,16 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
             np.random.set_state(numpy_state)
 
 
+def _reduce(attributions: torch.Tensor, how: str) -> torch.Tensor:
+    """:func:`~generator.attribution.base.reduce_channels` on the device, so only ``(n, H, W)`` is copied back."""
+    if how == "none":
+        return attributions[:, 0]
+    if how == "max_abs":
+        return attributions.abs().amax(dim=1)
+    reducers = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax}
+    return reducers[how](attributions, dim=1)
+
+
 class CaptumExplainer(Explainer):
     """Shared steps of the Captum methods: prepare, seed, attribute, reduce channels."""
 
@@ -142,9 +124,9 @@ class CaptumExplainer(Explainer):
     def _explain_chunk(self, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         inputs = self.handle.prepare(images).requires_grad_(self.needs_grad)
         target = torch.as_tensor(targets, device=inputs.device)
-        with _seeded(self.params.get("seed"), inputs.device):
+        with _seeded(self.params.get("seed"), inputs.device), exact_float32():
             attributions = self._attribute(inputs, target, images)
-        return reduce_channels(attributions.detach().float().cpu().numpy(), self.spec.channel_reduction)
+        return _reduce(attributions.detach(), self.spec.channel_reduction).float().cpu().numpy()
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
         """Return Captum's attributions ``(n, C, H, W)`` (or ``(n, 1, H, W)``) for one chunk."""
@@ -167,9 +149,8 @@ class CaptumExplainer(Explainer):
 class CaptumSaliency(CaptumExplainer):
     """Saliency: absolute input gradient of the target logit, max over channels (Simonyan et al., 2014)."""
 
-    spec = _spec("saliency", "gradient", "Saliency", _SIMONYAN,
-                 r"M_{uv} = \max_c \left|\frac{\partial f_t(x)}{\partial x_{cuv}}\right|",
-                 signed=False, reduction="max", batch_size=64)
+    spec = _spec("saliency", "gradient", "Saliency", PAPERS["simonyan2014"],
+                 FORMULAS["saliency"], signed=False, reduction="max", batch_size=64)
     note = "absolute gradient, max over channels"
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
@@ -179,9 +160,8 @@ class CaptumSaliency(CaptumExplainer):
 class CaptumInputXGradient(CaptumExplainer):
     """Input times gradient, summed over channels (Shrikumar et al., 2016)."""
 
-    spec = _spec("input_x_gradient", "gradient", "Input x Gradient", _SHRIKUMAR_2016,
-                 r"M_{uv} = \sum_c x_{cuv}\,\frac{\partial f_t(x)}{\partial x_{cuv}}",
-                 signed=True, reduction="sum", batch_size=64)
+    spec = _spec("input_x_gradient", "gradient", "Input x Gradient", PAPERS["shrikumar2016"],
+                 FORMULAS["input_x_gradient"], signed=True, reduction="sum", batch_size=64)
     note = "normalised input times gradient, summed over channels"
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
@@ -191,7 +171,8 @@ class CaptumInputXGradient(CaptumExplainer):
 class CaptumIntegratedGradients(CaptumExplainer):
     """Integrated Gradients from a baseline, summed over channels (Sundararajan et al., 2017)."""
 
-    spec = _spec("integrated_gradients", "path", "Integrated Gradients", _SUNDARARAJAN, _IG_FORMULA,
+    spec = _spec("integrated_gradients", "path", "Integrated Gradients", PAPERS["sundararajan2017"],
+                 FORMULAS["integrated_gradients"],
                  signed=True, reduction="sum", baseline="black", steps=32, rule="gausslegendre",
                  internal_batch_size=64, batch_size=16)
     choices = MappingProxyType({"baseline": _ALL_BASELINES, "rule": _RULES})
@@ -207,7 +188,7 @@ class CaptumIntegratedGradients(CaptumExplainer):
 class CaptumGradientShap(CaptumExplainer):
     """GradientSHAP: expected gradients between a baseline and noisy inputs (Lundberg & Lee, 2017)."""
 
-    spec = _spec("gradient_shap", "sampling", "GradientSHAP", _LUNDBERG,
+    spec = _spec("gradient_shap", "sampling", "GradientSHAP", PAPERS["lundberg2017"],
                  r"\phi_i = \mathbb{E}_{\epsilon,\,\alpha \sim U(0,1)}\Big[(x_i - x'_i)\,"
                  r"\frac{\partial f_t(x' + \alpha (x + \epsilon - x'))}{\partial x_i}\Big]",
                  signed=True, reduction="sum", baseline="black", samples=16, noise=0.1, batch_size=4, seed=0)
@@ -224,7 +205,7 @@ class CaptumGradientShap(CaptumExplainer):
 class CaptumDeepLift(CaptumExplainer):
     """DeepLIFT (Rescale rule) from a baseline, summed over channels (Shrikumar et al., 2017)."""
 
-    spec = _spec("deeplift", "gradient", "DeepLIFT", _DEEPLIFT,
+    spec = _spec("deeplift", "gradient", "DeepLIFT", PAPERS["shrikumar2017"],
                  r"\phi_i = (x_i - x'_i)\,m_i,\quad \textstyle\sum_i \phi_i = f_t(x) - f_t(x')",
                  signed=True, reduction="sum", baseline="black", batch_size=32)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
@@ -239,7 +220,7 @@ class CaptumDeepLift(CaptumExplainer):
 class CaptumSmoothGrad(CaptumExplainer):
     """SmoothGrad: saliency averaged over Gaussian-noised copies (Smilkov et al., 2017)."""
 
-    spec = _spec("smoothgrad", "sampling", "SmoothGrad", _SMILKOV,
+    spec = _spec("smoothgrad", "sampling", "SmoothGrad", PAPERS["smilkov2017"],
                  r"M_{uv} = \max_c \frac{1}{n}\sum_{k=1}^{n}\left|\frac{\partial f_t(x + \epsilon_k)}"
                  r"{\partial x_{cuv}}\right|,\ \epsilon_k \sim \mathcal{N}(0, \sigma^2)",
                  signed=False, reduction="max", samples=16, noise=0.15, internal_batch_size=64, batch_size=16,
@@ -257,7 +238,7 @@ class CaptumSmoothGrad(CaptumExplainer):
 class CaptumGuidedBackprop(CaptumExplainer):
     """Guided Backpropagation: only positive gradients pass the ReLUs (Springenberg et al., 2015)."""
 
-    spec = _spec("guided_backprop", "gradient", "Guided Backpropagation", _SPRINGENBERG,
+    spec = _spec("guided_backprop", "gradient", "Guided Backpropagation", PAPERS["springenberg2015"],
                  r"R^{l} = \mathbb{1}[a^{l} > 0]\,\mathbb{1}[R^{l+1} > 0]\,R^{l+1}",
                  signed=True, reduction="sum", batch_size=64)
     note = "summed over channels"
@@ -271,8 +252,8 @@ class CaptumGuidedBackprop(CaptumExplainer):
 class CaptumGradCam(CaptumExplainer):
     """Grad-CAM on a convolution layer, ReLU'd and upsampled bilinearly (Selvaraju et al., 2017)."""
 
-    spec = _spec("gradcam", "cam", "Grad-CAM", _SELVARAJU, _GRADCAM_FORMULA,
-                 signed=False, reduction="none", layer=None, batch_size=64)
+    spec = _spec("gradcam", "cam", "Grad-CAM", PAPERS["selvaraju2017"], FORMULAS["gradcam"],
+                 signed=False, reduction="none", layer=None, batch_size=32)
     note = "ReLU of the weighted activations, upsampled bilinearly to the input"
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
@@ -284,7 +265,7 @@ class CaptumGradCam(CaptumExplainer):
 class CaptumGuidedGradCam(CaptumExplainer):
     """Guided Grad-CAM: Guided Backpropagation times upsampled Grad-CAM (Selvaraju et al., 2017)."""
 
-    spec = _spec("guided_gradcam", "cam", "Guided Grad-CAM", _SELVARAJU,
+    spec = _spec("guided_gradcam", "cam", "Guided Grad-CAM", PAPERS["selvaraju2017"],
                  r"M = \sum_c R^{\mathrm{guided}}_c \odot \mathrm{up}\big(\mathrm{ReLU}(\textstyle\sum_k "
                  r"\alpha_k A^k)\big)", signed=True, reduction="sum", layer=None, batch_size=64)
     note = "Grad-CAM upsampled bilinearly, summed over channels"
@@ -301,17 +282,18 @@ class CaptumOcclusion(CaptumExplainer):
 
     needs_grad = False
 
-    spec = _spec("occlusion", "perturbation", "Occlusion", _ZEILER, _OCCLUSION_FORMULA,
+    spec = _spec("occlusion", "perturbation", "Occlusion", PAPERS["zeiler2014"],
+                 r"\phi_i = \operatorname{mean}_{P \ni i}\big(f_t(x) - f_t(x_{P \leftarrow x'})\big)",
                  signed=True, reduction="mean", baseline="black", patch_size=8, stride=4,
                  perturbations_per_eval=4, batch_size=16)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
     note = "averaged over the windows covering a pixel (Captum's convention)"
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
-        patch, stride = self.params["patch_size"], self.params["stride"]
+        channels, patch, stride = inputs.shape[1], self.params["patch_size"], self.params["stride"]
         with torch.inference_mode():
             return Occlusion(self.handle.model).attribute(
-                inputs, sliding_window_shapes=(inputs.shape[1], patch, patch), strides=(inputs.shape[1], stride, stride),
+                inputs, sliding_window_shapes=(channels, patch, patch), strides=(channels, stride, stride),
                 baselines=self._baselines(images), target=target,
                 perturbations_per_eval=self.params["perturbations_per_eval"])
 
@@ -321,7 +303,7 @@ class CaptumFeatureAblation(CaptumExplainer):
 
     needs_grad = False
 
-    spec = _spec("feature_ablation", "perturbation", "Feature Ablation", _COVERT,
+    spec = _spec("feature_ablation", "perturbation", "Feature Ablation", PAPERS["covert2021"],
                  r"\phi_S = f_t(x) - f_t(x_{S \leftarrow x'})", signed=True, reduction="mean",
                  baseline="black", grid=8, perturbations_per_eval=4, batch_size=16)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
@@ -358,7 +340,7 @@ class _PerImageSurrogate(CaptumExplainer):
 class CaptumLime(_PerImageSurrogate):
     """LIME on grid superpixels with a ridge surrogate, as the original ``lime`` package (Ribeiro et al., 2016)."""
 
-    spec = _spec("lime", "surrogate", "LIME", _RIBEIRO, _LIME_FORMULA, signed=True, reduction="mean",
+    spec = _spec("lime", "surrogate", "LIME", PAPERS["ribeiro2016"], FORMULAS["lime"], signed=True, reduction="mean",
                  baseline="black", grid=8, samples=200, alpha=1.0, kernel_width=1.0,
                  perturbations_per_eval=64, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
@@ -373,9 +355,8 @@ class CaptumLime(_PerImageSurrogate):
 class CaptumKernelShap(_PerImageSurrogate):
     """Kernel SHAP on grid superpixels (Lundberg & Lee, 2017)."""
 
-    spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", _LUNDBERG,
-                 r"\phi = \arg\min_{w} \sum_{z} \frac{S-1}{\binom{S}{|z|}\,|z|\,(S-|z|)}\big(f_t(h_x(z)) - "
-                 r"w_0 - w^\top z\big)^2", signed=True, reduction="mean", baseline="black", grid=8, samples=200,
+    spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", PAPERS["lundberg2017"],
+                 FORMULAS["kernel_shap"], signed=True, reduction="mean", baseline="black", grid=8, samples=200,
                  perturbations_per_eval=64, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _ALL_BASELINES})
     note = "Shapley kernel, linear regression surrogate"

@@ -11,19 +11,55 @@ Keras model it was given.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from generator.errors import ConfigError, ModelError
+from generator.errors import ConfigError, DataError, ModelError
 from generator.models.device import torch_device
-from generator.models.nets import check_images, normalise, preprocess
+from generator.models.nets import check_images, scale_batch, uint8_tensor
 
-__all__ = ["ModelHandle", "keras_handle", "torch_handle"]
+__all__ = ["ModelHandle", "check_pixels", "exact_float32", "keras_handle", "torch_handle"]
+
+
+def check_pixels(images: np.ndarray) -> None:
+    """Refuse anything but RGB images in NHWC layout, uint8 or floating point in ``[0, 255]``.
+
+    Float images let metrics explain slightly perturbed copies (e.g. max-sensitivity)
+    without rounding them back to integers.
+
+    Raises
+    ------
+    DataError
+        If the array is not ``(N, H, W, 3)`` uint8, or float with values outside ``[0, 255]``.
+    """
+    if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.floating):
+        check_images(images)
+        return
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise DataError(f"images must have shape (N, H, W, 3), got {images.shape}")
+    if not np.isfinite(images).all() or images.min() < 0 or images.max() > 255:
+        raise DataError("float images must hold finite pixel values in [0, 255] (uint8 scale)")
+
+
+@contextmanager
+def exact_float32() -> Iterator[None]:
+    """Turn off TF32 in cuDNN convolutions and cuBLAS matmuls for the block (GPU maps then match the CPU's).
+
+    The two PyTorch switches are global: they are restored on exit (do not explain in two threads at once).
+    """
+    previous = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 @dataclass(frozen=True)
@@ -44,8 +80,10 @@ class ModelHandle:
     cam_layer : str or None
         Default layer of CAM methods (Grad-CAM), one of ``layer_names``.
     preprocessing : callable
-        ``uint8 NHWC -> model input`` on the CPU (:func:`generator.models.nets.preprocess`
-        for torch, :func:`generator.models.nets.normalise` for Keras).
+        ``NHWC pixels -> model input``: for torch handles the normalisation of
+        :func:`generator.models.nets.preprocess` done on the model's device (the uint8
+        images travel, not float32), for Keras that of :func:`generator.models.nets.normalise`;
+        both also accept float pixels in ``[0, 255]``.
     """
 
     name: str
@@ -68,7 +106,7 @@ class ModelHandle:
         Parameters
         ----------
         images : np.ndarray
-            ``(N, H, W, 3)`` uint8 RGB.
+            ``(N, H, W, 3)`` RGB, uint8 (or float in ``[0, 255]``).
 
         Returns
         -------
@@ -79,9 +117,9 @@ class ModelHandle:
         Raises
         ------
         DataError
-            If the images are not ``(N, H, W, 3)`` uint8.
+            If the images are not ``(N, H, W, 3)`` uint8 or float in ``[0, 255]``.
         """
-        check_images(images)
+        check_pixels(images)
         inputs = self.preprocessing(images)
         return inputs.to(self.device) if self.framework == "torch" else inputs
 
@@ -91,7 +129,7 @@ class ModelHandle:
         Parameters
         ----------
         images : np.ndarray
-            ``(N, H, W, 3)`` uint8 RGB.
+            ``(N, H, W, 3)`` RGB, uint8 (or float in ``[0, 255]``).
         batch_size : int
             Images per forward pass (>= 1).
 
@@ -109,14 +147,14 @@ class ModelHandle:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        check_images(images)
+        check_pixels(images)
         chunks = [self._forward(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def _forward(self, images: np.ndarray) -> np.ndarray:
         """Logits of one chunk as a NumPy array."""
         if self.framework == "torch":
-            with torch.inference_mode():
+            with torch.inference_mode(), exact_float32():
                 return self.model(self.prepare(images)).float().cpu().numpy()
         return np.asarray(self.model(self.prepare(images), training=False))
 
@@ -152,7 +190,8 @@ def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None) -
     layers = tuple(layer for layer, _ in model.named_modules() if layer)
     cam_layer = cam_layer if cam_layer is not None else getattr(model, "cam_layer_name", None)
     _check_layer(name, cam_layer, layers)
-    return ModelHandle(name, "torch", model.eval().to(torch_device()), layers, cam_layer, preprocess)
+    device = torch_device()
+    return ModelHandle(name, "torch", model.eval().to(device), layers, cam_layer, partial(_scale_on, device))
 
 
 def keras_handle(name: str, model: Any, *, cam_layer: str | None = None) -> ModelHandle:
@@ -186,7 +225,18 @@ def keras_handle(name: str, model: Any, *, cam_layer: str | None = None) -> Mode
     if cam_layer is None:
         cam_layer = next((layer.name for layer in reversed(model.layers) if hasattr(layer, "filters")), None)
     _check_layer(name, cam_layer, layers)
-    return ModelHandle(name, "keras", model, layers, cam_layer, normalise)
+    return ModelHandle(name, "keras", model, layers, cam_layer, _normalise)
+
+
+def _scale_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
+    """:func:`generator.models.nets.preprocess` computed on ``device`` (uint8 moved, then scaled), floats too."""
+    pixels = uint8_tensor(images) if images.dtype == np.uint8 else torch.from_numpy(np.array(images, np.float32))
+    return scale_batch(pixels.to(device))
+
+
+def _normalise(images: np.ndarray) -> np.ndarray:
+    """:func:`generator.models.nets.normalise` (channels-last network input), for float pixels too."""
+    return np.ascontiguousarray(_scale_on(torch.device("cpu"), images).permute(0, 2, 3, 1).numpy())
 
 
 def _check_layer(model_name: str, layer: str | None, layers: tuple[str, ...]) -> None:

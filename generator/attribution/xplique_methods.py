@@ -34,7 +34,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from generator.attribution.base import Explainer, MethodSpec, baseline_pixel, grid_segments
+from generator.attribution.base import (
+    FORMULAS,
+    PAPERS,
+    Explainer,
+    MethodSpec,
+    baseline_pixel,
+    grid_segments,
+)
+from generator.attribution.handles import exact_float32
 from generator.errors import ConfigError
 from generator.models.device import import_tensorflow
 
@@ -59,35 +67,6 @@ __all__ = [
 _BOTH = frozenset({"torch", "keras"})
 _KERAS = frozenset({"keras"})
 _UNIFORM_BASELINES = ("black", "mean")
-_SIMONYAN = ("Simonyan, Vedaldi & Zisserman, 2014, Deep Inside Convolutional Networks: Visualising Image "
-             "Classification Models and Saliency Maps", "https://arxiv.org/abs/1312.6034")
-_SHRIKUMAR_2016 = ("Shrikumar, Greenside, Shcherbina & Kundaje, 2016, Not Just a Black Box: Learning Important "
-                   "Features Through Propagating Activation Differences", "https://arxiv.org/abs/1605.01713")
-_SUNDARARAJAN = ("Sundararajan, Taly & Yan, 2017, Axiomatic Attribution for Deep Networks",
-                 "https://arxiv.org/abs/1703.01365")
-_SMILKOV = ("Smilkov, Thorat, Kim, Viegas & Wattenberg, 2017, SmoothGrad: removing noise by adding noise",
-            "https://arxiv.org/abs/1706.03825")
-_ADEBAYO = ("Adebayo, Gilmer, Goodfellow & Kim, 2018, Local Explanation Methods for Deep Neural Networks Lack "
-            "Sensitivity to Parameter Values", "https://arxiv.org/abs/1810.03307")
-_HOOKER = ("Hooker, Erhan, Kindermans & Kim, 2019, A Benchmark for Interpretability Methods in Deep Neural "
-           "Networks", "https://arxiv.org/abs/1806.10758")
-_ZEILER = ("Zeiler & Fergus, 2014, Visualizing and Understanding Convolutional Networks",
-           "https://arxiv.org/abs/1311.2901")
-_PETSIUK = ("Petsiuk, Das & Saenko, 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models",
-            "https://arxiv.org/abs/1806.07421")
-_RIBEIRO = ("Ribeiro, Singh & Guestrin, 2016, \"Why Should I Trust You?\": Explaining the Predictions of Any "
-            "Classifier", "https://arxiv.org/abs/1602.04938")
-_LUNDBERG = ("Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions",
-             "https://arxiv.org/abs/1705.07874")
-_FEL = ("Fel, Cadene, Chalvidal, Cord, Vigouroux & Serre, 2021, Look at the Variance! Efficient Black-box "
-        "Explanations with Sobol-based Sensitivity Analysis", "https://arxiv.org/abs/2111.04138")
-_NOVELLO = ("Novello, Fel & Vigouroux, 2022, Making Sense of Dependence: Efficient Black-box Explanations Using "
-            "Dependence Measure", "https://arxiv.org/abs/2206.06219")
-_SELVARAJU = ("Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, 2017, Grad-CAM: Visual Explanations from "
-              "Deep Networks via Gradient-based Localization", "https://arxiv.org/abs/1610.02391")
-_CHATTOPADHAY = ("Chattopadhay, Sarkar, Howlader & Balasubramanian, 2018, Grad-CAM++: Improved Visual "
-                 "Explanations for Deep Convolutional Networks", "https://arxiv.org/abs/1710.11063")
-
 _GRADCAM_REASON = ("Xplique's TorchWrapper does not support {title}: it exposes no Keras layer outputs; "
                    "use captum.gradcam, or xplique.{key} on the Keras twin")
 _GRAD_STAT = r"\epsilon_k \sim \mathcal{{N}}(0, \sigma^2),\ g_k = \nabla_x f_t(x + \epsilon_k),\ M = {stat}"
@@ -105,7 +84,9 @@ def _spec(key: str, family: str, title: str, paper: tuple[str, str], formula: st
 @contextmanager
 def _tf_state(tf: ModuleType, *, eager: bool, seed: int | None) -> Iterator[None]:
     """Run the block eagerly if asked and seeded if ``seed`` is given; restore TF's and NumPy's state."""
-    from tensorflow.python.eager import context  # the only way to read TF's global seed back
+    from tensorflow.python.eager import (
+        context,  # the only way to read TF's global seed back
+    )
 
     was_eager, previous_seed, np_state = tf.config.functions_run_eagerly(), context.global_seed(), None
     tf.config.run_functions_eagerly(eager or was_eager)
@@ -135,7 +116,6 @@ class XpliqueExplainer(Explainer):
     def __init__(self, handle: Any, params: Any = None) -> None:
         super().__init__(handle, params)
         self._method: Any = None
-        self._classes: int | None = None
         if self.scalar_baseline:
             self._uniform_baseline()
 
@@ -145,7 +125,7 @@ class XpliqueExplainer(Explainer):
         onehot = np.eye(self._num_classes(images), dtype=np.float32)[targets]
         eager = self.handle.framework == "torch"
         with _tf_state(tf, eager=eager or "seed" in self.params, seed=self.params.get("seed")), \
-                warnings.catch_warnings():
+                warnings.catch_warnings(), exact_float32():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # TorchWrapper's
             maps = np.asarray(self._attribute(tf, inputs, onehot), dtype=np.float32)
         return self._finish(maps.reshape(maps.shape[:3]) if maps.ndim == 4 else maps)
@@ -193,12 +173,6 @@ class XpliqueExplainer(Explainer):
             return np.ascontiguousarray(inputs.detach().permute(0, 2, 3, 1).cpu().numpy())
         return np.asarray(inputs, dtype=np.float32)
 
-    def _num_classes(self, images: np.ndarray) -> int:
-        """Number of logits, read once from a forward pass on one image."""
-        if self._classes is None:
-            self._classes = int(self.handle.logits(images[:1]).shape[1])
-        return self._classes
-
     def _uniform_baseline(self) -> float:
         """The baseline as one scalar in model-input space (Xplique takes a single fill value)."""
         pixel = baseline_pixel(self.handle, self.params["baseline"])
@@ -211,8 +185,8 @@ class XpliqueExplainer(Explainer):
 class XpliqueSaliency(XpliqueExplainer):
     """Saliency: absolute input gradient, max over channels (Simonyan et al., 2014)."""
 
-    spec = _spec("saliency", "gradient", "Saliency", _SIMONYAN,
-                 r"M_{uv} = \max_c \left|\frac{\partial f_t(x)}{\partial x_{cuv}}\right|", signed=False,
+    spec = _spec("saliency", "gradient", "Saliency", PAPERS["simonyan2014"],
+                 FORMULAS["saliency"], signed=False,
                  reduction="max", internal_batch_size=64, batch_size=64)
     note = "absolute gradient, max over channels"
 
@@ -225,8 +199,8 @@ class XpliqueSaliency(XpliqueExplainer):
 class XpliqueGradientInput(XpliqueExplainer):
     """Gradient times input, summed over channels (Shrikumar et al., 2016)."""
 
-    spec = _spec("gradient_input", "gradient", "Gradient x Input", _SHRIKUMAR_2016,
-                 r"M_{uv} = \sum_c x_{cuv}\,\frac{\partial f_t(x)}{\partial x_{cuv}}", signed=True,
+    spec = _spec("gradient_input", "gradient", "Gradient x Input", PAPERS["shrikumar2016"],
+                 FORMULAS["input_x_gradient"], signed=True,
                  reduction="sum", internal_batch_size=64, batch_size=64)
     note = "normalised input times gradient, summed over channels"
 
@@ -239,8 +213,8 @@ class XpliqueGradientInput(XpliqueExplainer):
 class XpliqueIntegratedGradients(XpliqueExplainer):
     """Integrated Gradients, trapezoid rule on ``linspace(0, 1, steps)`` (Sundararajan et al., 2017)."""
 
-    spec = _spec("integrated_gradients", "path", "Integrated Gradients", _SUNDARARAJAN,
-                 r"\phi_i = (x_i - x'_i)\int_0^1 \frac{\partial f_t(x' + \alpha (x - x'))}{\partial x_i}\,d\alpha",
+    spec = _spec("integrated_gradients", "path", "Integrated Gradients", PAPERS["sundararajan2017"],
+                 FORMULAS["integrated_gradients"],
                  signed=True, reduction="sum", baseline="black", steps=32, internal_batch_size=512,
                  batch_size=16)
     scalar_baseline = True
@@ -271,7 +245,7 @@ class _GradientStatistic(XpliqueExplainer):
 class XpliqueSmoothGrad(_GradientStatistic):
     """SmoothGrad: mean signed gradient over noisy copies (Smilkov et al., 2017)."""
 
-    spec = _spec("smoothgrad", "sampling", "SmoothGrad", _SMILKOV,
+    spec = _spec("smoothgrad", "sampling", "SmoothGrad", PAPERS["smilkov2017"],
                  _GRAD_STAT.format(stat=r"\sum_c \frac{1}{n}\sum_k g_k"), signed=True, reduction="sum",
                  samples=16, noise=0.15, internal_batch_size=256, batch_size=16, seed=0)
     reducer = "sum"
@@ -286,7 +260,7 @@ class XpliqueSmoothGrad(_GradientStatistic):
 class XpliqueVarGrad(_GradientStatistic):
     """VarGrad: variance of the gradients over noisy copies (Adebayo et al., 2018)."""
 
-    spec = _spec("vargrad", "sampling", "VarGrad", _ADEBAYO,
+    spec = _spec("vargrad", "sampling", "VarGrad", PAPERS["adebayo2018"],
                  _GRAD_STAT.format(stat=r"\operatorname{mean}_c \operatorname{Var}_k(g_k)"), signed=False,
                  reduction="mean", samples=16, noise=0.15, internal_batch_size=256, batch_size=16, seed=0)
     note = "unbiased variance, mean over channels"
@@ -300,7 +274,7 @@ class XpliqueVarGrad(_GradientStatistic):
 class XpliqueSquareGrad(_GradientStatistic):
     """SquareGrad (SmoothGrad-Squared): mean squared gradient over noisy copies (Hooker et al., 2019)."""
 
-    spec = _spec("squaregrad", "sampling", "SquareGrad", _HOOKER,
+    spec = _spec("squaregrad", "sampling", "SquareGrad", PAPERS["hooker2019"],
                  _GRAD_STAT.format(stat=r"\operatorname{mean}_c \frac{1}{n}\sum_k g_k^2"), signed=False,
                  reduction="mean", samples=16, noise=0.15, internal_batch_size=256, batch_size=16, seed=0)
     note = "mean over channels"
@@ -314,7 +288,7 @@ class XpliqueSquareGrad(_GradientStatistic):
 class XpliqueOcclusion(XpliqueExplainer):
     """Occlusion: logit drop when a sliding square is set to the baseline (Zeiler & Fergus, 2014)."""
 
-    spec = _spec("occlusion", "perturbation", "Occlusion", _ZEILER,
+    spec = _spec("occlusion", "perturbation", "Occlusion", PAPERS["zeiler2014"],
                  r"\phi_i = \sum_{P \ni i}\big(f_t(x) - f_t(x_{P \leftarrow x'})\big)", signed=True,
                  reduction="none", baseline="black", patch_size=8, stride=4, internal_batch_size=256,
                  batch_size=16)
@@ -333,7 +307,7 @@ class XpliqueOcclusion(XpliqueExplainer):
 class XpliqueRise(XpliqueExplainer):
     """RISE: logits averaged over random upsampled binary masks (Petsiuk et al., 2018)."""
 
-    spec = _spec("rise", "perturbation", "RISE", _PETSIUK,
+    spec = _spec("rise", "perturbation", "RISE", PAPERS["petsiuk2018"],
                  r"M = \frac{\sum_k f_t(x \odot m_k + x'(1 - m_k))\,m_k}{\sum_k m_k}", signed=False,
                  reduction="none", baseline="black", samples=1000, grid_size=7, preservation=0.5,
                  internal_batch_size=256, batch_size=16, seed=0)
@@ -374,8 +348,8 @@ class _Surrogate(XpliqueExplainer):
 class XpliqueLime(_Surrogate):
     """LIME on grid superpixels with a ridge surrogate (Ribeiro et al., 2016)."""
 
-    spec = _spec("lime", "surrogate", "LIME", _RIBEIRO,
-                 r"\phi = \arg\min_{w} \sum_{z} \pi_x(z)\,\big(f_t(h_x(z)) - w^\top z\big)^2 + \alpha\|w\|^2",
+    spec = _spec("lime", "surrogate", "LIME", PAPERS["ribeiro2016"],
+                 FORMULAS["lime"],
                  signed=True, reduction="none", baseline="black", grid=8, samples=200, alpha=1.0,
                  kernel_width=45.0, internal_batch_size=256, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
@@ -395,9 +369,8 @@ class XpliqueLime(_Surrogate):
 class XpliqueKernelShap(_Surrogate):
     """Kernel SHAP on grid superpixels (Lundberg & Lee, 2017)."""
 
-    spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", _LUNDBERG,
-                 r"\phi = \arg\min_{w} \sum_{z} \frac{S-1}{\binom{S}{|z|}\,|z|\,(S-|z|)}\big(f_t(h_x(z)) - "
-                 r"w_0 - w^\top z\big)^2", signed=True, reduction="none", baseline="black", grid=8, samples=200,
+    spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", PAPERS["lundberg2017"],
+                 FORMULAS["kernel_shap"], signed=True, reduction="none", baseline="black", grid=8, samples=200,
                  internal_batch_size=256, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
     note = "Shapley kernel, linear regression surrogate"
@@ -431,7 +404,7 @@ class _Sensitivity(XpliqueExplainer):
 class XpliqueSobol(_Sensitivity):
     """Total Sobol indices of grid masks (Fel et al., 2021)."""
 
-    spec = _spec("sobol", "perturbation", "Sobol Attribution", _FEL,
+    spec = _spec("sobol", "perturbation", "Sobol Attribution", PAPERS["fel2021"],
                  r"S_{T_i} = \frac{\mathbb{E}_{M_{\sim i}}[\operatorname{Var}_{M_i}(f_t(x \odot M) \mid M_{\sim i})]}"
                  r"{\operatorname{Var}(f_t(x \odot M))}", signed=False, reduction="none", grid_size=8, nb_design=16,
                  perturbation="inpainting", internal_batch_size=256, batch_size=8)
@@ -445,7 +418,7 @@ class XpliqueSobol(_Sensitivity):
 class XpliqueHsic(_Sensitivity):
     """HSIC dependence between each grid mask and the logit (Novello et al., 2022)."""
 
-    spec = _spec("hsic", "perturbation", "HSIC Attribution", _NOVELLO,
+    spec = _spec("hsic", "perturbation", "HSIC Attribution", PAPERS["novello2022"],
                  r"\mathcal{H}_i = \mathrm{HSIC}\big(M_i,\ f_t(x \odot M)\big)", signed=False, reduction="none",
                  grid_size=8, nb_design=256, perturbation="inpainting", internal_batch_size=256, batch_size=8)
 
@@ -458,9 +431,8 @@ class XpliqueHsic(_Sensitivity):
 class XpliqueGradCam(XpliqueExplainer):
     """Grad-CAM on a Keras convolution layer (Selvaraju et al., 2017); Keras models only."""
 
-    spec = _spec("gradcam", "cam", "Grad-CAM", _SELVARAJU,
-                 r"M = \mathrm{up}\Big(\mathrm{ReLU}\big(\sum_k \alpha_k A^k\big)\Big),\quad "
-                 r"\alpha_k = \frac{1}{Z}\sum_{u,v} \frac{\partial f_t}{\partial A^k_{uv}}", signed=False,
+    spec = _spec("gradcam", "cam", "Grad-CAM", PAPERS["selvaraju2017"],
+                 FORMULAS["gradcam"], signed=False,
                  reduction="none", frameworks=_KERAS, layer=None, internal_batch_size=64, batch_size=64)
     note = "upsampled bicubically by Xplique, overshoot below 0 clipped"
 
@@ -476,7 +448,7 @@ class XpliqueGradCam(XpliqueExplainer):
 class XpliqueGradCamPP(XpliqueGradCam):
     """Grad-CAM++: Grad-CAM with higher-order weights (Chattopadhay et al., 2018); Keras models only."""
 
-    spec = _spec("gradcampp", "cam", "Grad-CAM++", _CHATTOPADHAY,
+    spec = _spec("gradcampp", "cam", "Grad-CAM++", PAPERS["chattopadhay2018"],
                  r"M = \mathrm{up}\Big(\mathrm{ReLU}\big(\sum_k w_k A^k\big)\Big),\ w_k = \sum_{u,v} "
                  r"a^k_{uv}\,\mathrm{ReLU}\Big(\frac{\partial f_t}{\partial A^k_{uv}}\Big)", signed=False,
                  reduction="none", frameworks=_KERAS, layer=None, internal_batch_size=64, batch_size=64)

@@ -18,6 +18,8 @@ from generator.fileio import atomic_write_text
 from generator.pipeline.cache import Cache, stable_hash
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.publish import Publisher
+from generator.pipeline.results_analysis import analysis_results
+from generator.pipeline.results_attribution import attribution_results
 from generator.pipeline.results_bias import bias_results
 from generator.pipeline.results_models import (
     SPLIT_ORDER,
@@ -45,6 +47,9 @@ PAGES = {
     "models.md": pages.models_page,
     "bias-classification.md": pages.bias_classification_page,
     "bias-verification.md": pages.bias_verification_page,
+    "attribution.md": pages.attribution_page,
+    "evaluation.md": pages.evaluation_page,
+    "analysis.md": pages.analysis_page,
     "reproducibility.md": pages.reproducibility_page,
 }
 
@@ -87,6 +92,8 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
         dataset_results(run)
         model_results(run)
         bias_results(run)
+        run.explanations = attribution_results(run)
+        analysis_results(run, run.explanations)
     with _timed(timings, "pages"):
         manifest = _write_pages(run)
     with _timed(timings, "deck"):
@@ -134,8 +141,22 @@ def _facts(run: Run) -> dict[str, Any]:
                     "twin": {k: v for k, v in run.twins.get(m.name, {}).items() if k != "path"}}
                    for m in run.models],
         "training": training_text(run.config),
+        "deletion_steps": run.config.attribution.deletion_steps,
+        "explanations": _explanation_facts(run),
         "environment": environment_facts(),
     }
+
+
+def _explanation_facts(run: Run) -> dict[str, Any]:
+    from generator.attribution.registry import REGISTRY
+
+    explained = run.explanations
+    first = run.models[0].name
+    return {"n_images": int(len(explained.chosen)),
+            "methods": [{"name": m, "title": REGISTRY[m].title, "library": REGISTRY[m].library,
+                         "family": REGISTRY[m].family, "signed": REGISTRY[m].signed,
+                         "caption": explained.maps[(first, m)].caption or explained.maps[(first, m)].skipped}
+                        for m in run.config.attribution.methods]}
 
 
 def _write_pages(run: Run) -> dict[str, Any]:

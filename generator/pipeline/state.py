@@ -25,6 +25,7 @@ class Run:
     models: list[TrainedModel] = field(default_factory=list)
     predictions: dict[str, Predictions] = field(default_factory=dict)
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    explanations: Any = None
 
     @property
     def provenance(self) -> dict[str, Any]:

@@ -286,3 +286,173 @@ thresholds are chosen on the other folds, and the tables give the mean and stand
 folds. A FAR that would need more imposter pairs than exist is left empty with a note.
 
 {chr(10).join(sections)}"""
+
+
+# ----------------------------------------------------------------------------- explanations
+
+_METHOD_ANCHORS = {"saliency": "saliency", "input_x_gradient": "input-x-gradient", "gradient_input": "input-x-gradient",
+                   "integrated_gradients": "integrated-gradients", "smoothgrad": "smoothgrad", "vargrad": "vargrad",
+                   "squaregrad": "squaregrad", "gradient_shap": "gradient-shap", "kernel_shap": "kernel-shap",
+                   "deeplift": "deeplift", "guided_backprop": "guided-backprop", "gradcam": "gradcam",
+                   "gradcampp": "gradcam-plus-plus", "guided_gradcam": "guided-gradcam", "occlusion": "occlusion",
+                   "feature_ablation": "occlusion", "rise": "rise", "lime": "lime", "sobol": "sobol", "hsic": "hsic"}
+
+
+def method_link(method: str, title: str) -> str:
+    """A link from a method's registry name to its section on the methods page."""
+    anchor = _METHOD_ANCHORS.get(method.split(".", 1)[1], "")
+    return f"[{escape(title)}](../methods/attribution.md#{anchor})" if anchor else escape(title)
+
+
+def attribution_page(facts: dict[str, Any], art: Artifacts) -> str:
+    """Galleries of every method on every model, the explained images, and what was skipped."""
+    explained = facts["explanations"]
+    methods = "\n".join(f"| {method_link(m['name'], m['title'])} | {escape(m['library'])} | {escape(m['family'])} | "
+                        f"{'signed' if m['signed'] else 'absolute'} | {escape(m['caption'])} |"
+                        for m in explained["methods"])
+    galleries = "".join(figure_block(a) for key, a in art.items() if key.startswith("fig-gallery-"))
+    skipped = art["tab-attribution-skipped"]
+    skipped_text = ("Every method ran on every model." if skipped.frame.empty else table_block(skipped))
+    return f"""# Explanations: where each model looks
+
+Attribution methods assign each pixel a share of the model's output for one class. Here every
+method explains the class each model **predicted** for an image (its logit), on
+{explained['n_images']} evaluation images chosen per skin-tone band and age group (see the table
+at the end). Methods and formulas: [attribution methods](../methods/attribution.md); how far to
+trust the maps: [evaluation](evaluation.md).
+
+## Methods and parameters
+
+| method | library | family | map | parameters |
+|---|---|---|---|---|
+{methods}
+
+## Galleries
+
+One image per skin-tone band x age group. Each map is scaled by its own 99th percentile so that
+methods with different units fit one colour scale; compare patterns within a map, not magnitudes
+between maps. Group-level comparisons on one shared scale are on the analysis page.
+
+{galleries}
+## Skipped pairs
+
+{skipped_text}
+
+{table_link_block(art['tab-attribution-images'])}"""
+
+
+def evaluation_page(facts: dict[str, Any], art: Artifacts) -> str:
+    """How far the maps can be trusted: faithfulness, robustness, complexity, sanity, agreement."""
+    sanity = art.get("tab-sanity")
+    flagged = []
+    if sanity is not None:
+        frame = sanity.frame
+        flagged = frame.loc[~frame["passes"].astype(bool), "method"].tolist()
+    flagged_text = ("No method failed the randomisation check." if not flagged else
+                    "**Flagged:** " + ", ".join(escape(m) for m in flagged) + " barely change when the model's "
+                    "weights are randomised: their maps reflect the image more than the model, as Adebayo et al. "
+                    "(2018) found for Guided Backpropagation and Guided Grad-CAM. Do not read them as evidence of "
+                    "what the model uses.")
+    ranking = art["tab-evaluation-ranking"]
+    agreement = table_block(art["tab-agreement"]) if "tab-agreement" in art else "No method ran in both libraries."
+    sanity_blocks = (figure_block(art["fig-sanity"]) + table_block(sanity)) if sanity is not None else ""
+    return f"""# Evaluating the explanations
+
+A saliency map is a claim about the model. Each map is scored per image, so every score can be
+split by group like accuracy is. Definitions: [evaluating explanations](../methods/evaluation.md).
+
+- **Deletion AUC** (lower is better) and **insertion AUC** (higher is better): the predicted class's
+  probability as the most-attributed pixels are removed from the image (set to black), or inserted
+  into a black image, in {facts['deletion_steps']} steps.
+- **MuFidelity** (higher is better): correlation between the attribution of random pixel subsets and
+  the drop in probability when they are removed (8 x 8 grid, 20 % of cells, 64 subsets).
+- **Infidelity** (lower is better, Captum): expected squared error between attribution-weighted
+  perturbations and the change in output (Gaussian perturbations).
+- **Max-sensitivity** (lower is better): largest relative change of the map under small input noise
+  (4 draws, radius 2 % of the pixel range); computed for gradient, path and CAM methods only, on
+  the first 12 explained images, because it re-runs the explainer; empty elsewhere.
+- **Sparseness** (Gini) and **complexity** (entropy): how concentrated a map is; neither is good or
+  bad by itself.
+- **Localisation** (synthetic ground truth): share of attribution mass on the face, the background
+  and the shortcut cue; pointing game on the mouth (the evidence for smiling).
+
+{figure_block(art['fig-evaluation-summary'])}
+{table_block(art['tab-evaluation-summary'])}
+## Ranking
+
+{table_block(ranking)}
+## Sanity check: does the map depend on the model?
+
+{flagged_text}
+
+{sanity_blocks}
+## Cross-library agreement
+
+{agreement}
+{table_link_block(art['tab-evaluation-by-group'])}
+{table_link_block(art['tab-evaluation-per-sample'])}"""
+
+
+# ----------------------------------------------------------------------------- where the models look
+
+
+def shortcut_findings(comparison: pd.DataFrame) -> list[str]:
+    """The plain-words sentence of each method's overall fair-vs-biased comparison."""
+    overall = comparison[comparison["skin_tone"] == "all"] if "skin_tone" in comparison else comparison
+    return [str(s) for s in overall["sentence"]]
+
+
+def analysis_page(facts: dict[str, Any], art: Artifacts) -> str:
+    """Group-level analysis: region shares, fair vs biased on the shortcut, aligned means, FaceX."""
+    parts = ["""# Where the models look
+
+Single heatmaps invite stories. This page aggregates the maps of every explained image: how much
+attribution falls on each face region (the synthetic faces have exact region masks), whether the
+biased model's explanations reveal the shortcut it was trained with, and where each model looks on
+average per group after aligning faces to a common template from their landmarks.
+"""]
+    if "tab-analysis-fair-vs-biased" in art:
+        comparison = art["tab-analysis-fair-vs-biased"]
+        detected = comparison.frame[(comparison.frame["skin_tone"] == "all") & comparison.frame["detected"]]
+        verdict = (f"**{len(detected)} of {len(shortcut_findings(comparison.frame))} methods** show that the biased "
+                   "model relies on the corner mark (more attribution on it than the fair model, on the same images).")
+        findings = "\n".join(f"- {escape(s)}" for s in shortcut_findings(comparison.frame))
+        parts.append(f"""## Does the explanation find the planted shortcut?
+
+The biased model was trained on images where, for the two darker skin-tone bands, a corner mark
+appeared on smiling faces only. If an explanation method works, the biased model's maps should put
+clearly more attribution on the mark than the fair model's, on the same images showing the mark.
+
+{verdict}
+
+{findings}
+
+{figure_block(art['fig-analysis-fair-vs-biased'])}
+{table_block(comparison)}""")
+    regions = "".join(figure_block(a) for k, a in art.items() if k.startswith("fig-analysis-regions-"))
+    means = "".join(figure_block(a) for k, a in art.items()
+                    if k.startswith("fig-analysis-means-") or k.startswith("fig-analysis-difference-"))
+    facex = "".join(figure_block(a) for k, a in art.items() if k.startswith("fig-analysis-facex-"))
+    parts.append(f"""## Attribution by face region
+
+{regions}
+{table_link_block(art['tab-analysis-region-shares'])}
+## Aligned mean maps by group
+
+Faces differ in pose and shape, so pixel-wise averages need alignment: each image and its map are
+warped to a canonical face by a similarity transform fitted to the five landmarks. Maps are
+normalised to sum 1 before averaging so every image weighs the same, and one colour scale serves a
+whole figure, so groups and models can be compared.
+
+{means}
+{table_block(art['tab-analysis-alignment'])}""")
+    if facex:
+        parts.append(f"""## Face regions, FaceX style
+
+The region score of the MAI-BIAS toolkit ("FaceX"), computed for every group instead of two and
+painted with one colour scale for all groups and models (the original re-normalises each plot,
+which hides differences between groups).
+
+{facex}
+{table_block(art['tab-analysis-facex'])}""")
+    return "\n".join(parts)

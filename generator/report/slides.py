@@ -52,6 +52,7 @@ def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
               notes=_gap_notes(tables["tab-models-accuracy-by-shortcut"], "shortcut")
               + " A model that relies on the mark fails where the mark contradicts the label."),
         *_bias_slides(facts, figures, tables),
+        *_explanation_slides(facts, figures, tables),
         Slide("What these numbers do not show", _bullets([
             "The faces are cartoons: results say nothing about a real population.",
             "Accuracy gaps show that a bias exists, not why.",
@@ -122,3 +123,75 @@ def _disparity_notes(table: TableArtifact, model: str) -> str:
              for r in rows.itertuples() if r.difference == r.difference]
     return (f"Model {model}, class smiling, across skin-tone bands. " + "; ".join(parts) + ". "
             "Whiskers are 95% bootstrap intervals: overlapping intervals mean the gap is not established.")
+
+
+def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
+                        tables: dict[str, TableArtifact]) -> list[Slide]:
+    """Taxonomy, an IG walk-through, galleries, evaluation, sanity checks and the shortcut finding."""
+    models = [m["name"] for m in facts["models"]]
+    slides = [
+        Slide("Explaining a prediction: a taxonomy", _bullets([
+            "Surrogates: fit a simple model around one prediction (LIME, KernelSHAP).",
+            "Attributions: score each input pixel (gradients, Integrated Gradients, occlusion, Grad-CAM).",
+            "Contrastive and counterfactual: what would have to change for another outcome.",
+            "Example-based: prototypes and similar training images.",
+        ]), notes="Place everything that follows in the attribution family: local, post-hoc explanations of one "
+                  "prediction. Gradient methods need the model's internals; perturbation methods only its outputs.",
+              section="Explanations"),
+        Slide("Integrated Gradients, step by step", (
+            "<p>\\[ \\mathrm{IG}_i(x) = (x_i - x'_i) \\int_0^1 "
+            "\\frac{\\partial F(x' + \\alpha (x - x'))}{\\partial x_i} \\, d\\alpha \\]</p>"
+            + _bullets(["Pick a baseline x' (here a black image) and walk a straight path from x' to x.",
+                        "Average the gradients at points along the path (a Riemann or Gauss-Legendre sum).",
+                        "Multiply by the input difference: attributions add up to F(x) - F(x') (completeness)."])),
+              notes="Walk through the three steps. The baseline is a modelling choice: a grey baseline makes grey "
+                    "pixels invisible to IG. Captum uses Gauss-Legendre points by default; Xplique a trapezoid rule "
+                    "on evenly spaced points, which is why the two differ slightly unless the rule is matched."),
+    ]
+    for model in models:
+        for library in ("captum", "xplique"):
+            figure = figures.get(f"fig-gallery-{model}-{library}")
+            if figure:
+                slides.append(Slide(f"{library.capitalize()} maps: {model}", _figure(figure),
+                                    notes="One face per group. Compare patterns, not colours across columns: each "
+                                          "map is scaled on its own. Look at the top-left corner in the biased "
+                                          "model's maps: that is where the shortcut mark sits."))
+    if "fig-evaluation-summary" in figures:
+        slides.append(Slide("Can we trust the maps?", _figure(figures["fig-evaluation-summary"]),
+                            notes="Deletion: remove the most-attributed pixels first; a faithful map makes the "
+                                  "probability drop fast (low AUC). Insertion is the reverse. MuFidelity correlates "
+                                  "attribution with the effect of removing random pixel sets. None of these is a "
+                                  "human judgement; they measure consistency with the model."))
+    if "fig-sanity" in figures:
+        slides.append(Slide("Sanity check: randomise the model", _figure(figures["fig-sanity"]),
+                            notes=_sanity_notes(tables.get("tab-sanity"))))
+    if "fig-analysis-fair-vs-biased" in figures:
+        slides.append(Slide("Do explanations find the shortcut?", _figure(figures["fig-analysis-fair-vs-biased"]),
+                            notes=_shortcut_notes(tables.get("tab-analysis-fair-vs-biased")), section="Where models look"))
+    for key in sorted(k for k in figures if k.startswith("fig-analysis-means-") or k.startswith("fig-analysis-facex-")):
+        slides.append(Slide(figures[key].title, _figure(figures[key]),
+                            notes="Faces are aligned to one template before averaging, and one colour scale covers the "
+                                  "whole figure, so groups and models can be compared directly."))
+    return slides
+
+
+def _sanity_notes(table: TableArtifact | None) -> str:
+    if table is None:
+        return ""
+    frame = table.frame
+    failing = [str(m) for m, ok in zip(frame["method"], frame["passes"]) if not bool(ok)]
+    found = ("Here, " + ", ".join(failing) + " barely change: their maps reflect the image, not the model."
+             if failing else "Here every method tested changes when the weights are randomised.")
+    return ("Adebayo et al. (2018): re-initialise the layers from the output back and recompute the maps. A map that "
+            "stays the same cannot be explaining the model. " + found)
+
+
+def _shortcut_notes(table: TableArtifact | None) -> str:
+    if table is None:
+        return ""
+    frame = table.frame
+    overall = frame[frame["skin_tone"] == "all"] if "skin_tone" in frame else frame
+    detected = int(overall["detected"].astype(bool).sum())
+    return (f"{detected} of {len(overall)} methods put significantly more attribution on the corner mark for the "
+            "biased model than for the fair one, on the same images. This is the test that matters: we planted the "
+            "bias, so we know the right answer. A method that misses it would also miss a real shortcut.")

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slow
 
 def test_pages_and_manifest(tiny_build):
     results = tiny_build.config.output.results_dir
-    for page in ("dataset.md", "models.md", "bias-classification.md", "bias-verification.md", "reproducibility.md"):
+    for page in ("dataset.md", "models.md", "bias-classification.md", "bias-verification.md", "attribution.md",
+                 "evaluation.md", "analysis.md", "reproducibility.md"):
         assert (results / page).is_file(), page
     manifest = json.loads((results / "manifest.json").read_text())
     figure_ids = {f["id"] for f in manifest["figures"]}
@@ -19,6 +20,10 @@ def test_pages_and_manifest(tiny_build):
     assert {"fig-dataset-samples", "fig-dataset-masks", "fig-models-training-curves",
             "fig-models-accuracy-by-skin-tone"} <= figure_ids
     assert {"tab-dataset-counts", "tab-models-accuracy-by-skin-tone"} <= table_ids
+    assert {"fig-gallery-fair-captum", "fig-gallery-biased-xplique", "fig-evaluation-summary", "fig-sanity",
+            "fig-analysis-fair-vs-biased", "fig-analysis-means-captum-integrated-gradients"} <= figure_ids
+    assert {"tab-evaluation-summary", "tab-evaluation-ranking", "tab-sanity", "tab-agreement",
+            "tab-analysis-fair-vs-biased", "tab-analysis-region-shares"} <= table_ids
     for model in ("fair", "biased"):
         assert {f"fig-bias-rates-{model}", f"fig-verification-roc-{model}", f"fig-verification-det-{model}"} <= figure_ids
         assert {f"tab-bias-rates-{model}", f"tab-bias-disparities-{model}", f"tab-verification-tar-{model}"} <= table_ids
@@ -61,6 +66,19 @@ def test_bias_tables_agree_with_predictions(tiny_build):
         assert overall == pytest.approx(expected, abs=1e-12)
         disparities = pd.read_csv(results / f"tables/tab-bias-disparities-{model}.csv")
         assert set(disparities["metric"]) == {"demographic_parity", "equal_opportunity", "equalized_odds"}
+
+
+def test_explanation_scores_are_consistent(tiny_build):
+    """Per-sample scores: shares in [0, 1] summing with the rest to at most 1; sanity flags Guided Backprop."""
+    results = tiny_build.config.output.results_dir
+    scores = pd.read_csv(results / "tables/tab-evaluation-per-sample.csv")
+    assert set(scores["method"]) == set(tiny_build.config.attribution.methods)
+    shares = scores[["share_face", "share_background", "share_cue"]]
+    assert ((shares >= -1e-9) & (shares <= 1 + 1e-9)).all().all()
+    assert (shares.sum(axis=1) <= 1 + 1e-9).all()
+    assert scores["deletion_auc"].between(0, 1).all() and scores["insertion_auc"].between(0, 1).all()
+    regions = pd.read_csv(results / "tables/tab-analysis-region-shares.csv")
+    assert regions["share"].between(0, 1).all()
 
 
 def test_site_and_deck(tiny_build, site_dir, deck_dir):

@@ -1,0 +1,129 @@
+"""Cached stages of the explanation part: the selected images and their maps.
+
+Maps are computed once per model x method x image set and streamed to disk chunk
+by chunk (memory stays flat as the number of images grows). The per-sample
+evaluation of a method's maps is a stage of its own, so that changing an
+evaluation setting does not recompute the maps.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from generator.config import Config
+from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.stages import Faces, TrainedModel, load_trained
+
+__all__ = ["MapSet", "attribution_stage", "model_handle", "select_stage"]
+
+ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.pipeline.attribution_stages")
+
+
+@dataclass(frozen=True)
+class MapSet:
+    """The maps of one method on one model, or the reason they were skipped."""
+
+    model: str
+    method: str
+    key: str
+    maps: np.ndarray | None
+    caption: str
+    framework: str
+    skipped: str
+    check: dict[str, Any]
+    seconds: float
+
+
+def select_stage(config: Config, faces: Faces, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation images to explain: a stratified sample per group plus extreme cases.
+
+    ``predictions`` are one model's (the first's) predictions, used to find
+    misclassified and least/most confident images; the same images are explained
+    for every model so that models can be compared image by image.
+    """
+    from generator.attribution.selection import select_images
+
+    settings = config.attribution
+    table = faces.table[faces.table["split"] == "eval"].merge(
+        predictions[["image_id", "pred", "prob_1"]], on="image_id", validate="one_to_one")
+    table.index = np.flatnonzero(faces.table["split"].to_numpy() == "eval")
+    chosen = select_images(table, group_cols=list(settings.group_by), per_group=settings.per_group,
+                           seed=config.seed, extremes_per_group=settings.extremes_per_group)
+    return chosen.assign(row=chosen.index.to_numpy()).reset_index(drop=True)
+
+
+def model_handle(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None):
+    """A ModelHandle of a trained default model: the torch module, or its Keras twin."""
+    from generator.attribution.handles import keras_handle, torch_handle
+    from generator.models.nets import SmallCNN
+
+    if framework == "torch":
+        return torch_handle(trained.name, load_trained(trained, config), cam_layer=SmallCNN.cam_layer_name)
+    from generator.models.keras_twin import keras_layer_name, load_keras
+
+    return keras_handle(trained.name, load_keras(twin_path), cam_layer=keras_layer_name(SmallCNN.cam_layer_name))
+
+
+def _framework(method: str, twin_path: Path | None) -> tuple[str, str]:
+    """The framework a method runs on for a default model, or a reason to skip it."""
+    from generator.attribution.registry import REGISTRY
+
+    spec = REGISTRY[method]
+    if "torch" in spec.frameworks:
+        return "torch", ""
+    if twin_path is None:
+        reason = spec.unsupported.get("torch", f"{spec.title} does not run on PyTorch models")
+        return "", f"{reason}; this model has no Keras twin (set keras_twin: true for it)"
+    return "keras", ""
+
+
+def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
+                      targets: np.ndarray, method: str, twin_path: Path | None) -> MapSet:
+    """Maps of ``method`` for the chosen images on one model (predicted class as target)."""
+    params = dict(config.attribution.params.get(method, {}))
+    framework, skipped = _framework(method, twin_path)
+    key = cache.key("attribution", {"method": method, "params": params, "framework": framework,
+                                    "images": chosen["image_id"].tolist(), "targets": targets.tolist(),
+                                    "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key,))
+
+    def compute(folder: Path) -> None:
+        meta: dict[str, Any] = {"framework": framework, "skipped": skipped, "caption": "", "check": {}}
+        if not skipped:
+            meta.update(_explain_to_disk(config, trained, framework, twin_path, method, params,
+                                         faces.images[chosen["row"].to_numpy()], targets, folder))
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+
+    entry = cache.get_or_compute("attribution", key, compute)
+    meta = json.loads((entry / "meta.json").read_text())
+    maps = np.load(entry / "maps.npy", mmap_mode="r") if (entry / "maps.npy").is_file() else None
+    return MapSet(trained.name, method, key, maps, meta["caption"], meta["framework"], meta["skipped"],
+                  meta["check"], meta.get("seconds", 0.0))
+
+
+def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,
+                     params: dict[str, Any], images: np.ndarray, targets: np.ndarray, folder: Path) -> dict[str, Any]:
+    """Run the explainer chunk by chunk, writing straight into a memory-mapped .npy file."""
+    from generator.attribution.base import UnsupportedMethod
+    from generator.attribution.registry import build_explainer, check_maps
+
+    handle = model_handle(config, trained, framework, twin_path)
+    try:
+        explainer = build_explainer(method, handle, params)
+    except UnsupportedMethod as reason:
+        return {"skipped": str(reason)}
+    start = time.perf_counter()
+    out = np.lib.format.open_memmap(folder / "maps.npy", mode="w+", dtype=np.float32, shape=images.shape[:3])
+    done = 0
+    for chunk in explainer.iter_explain(images, targets):
+        out[done:done + len(chunk)] = chunk
+        done += len(chunk)
+    out.flush()
+    check = check_maps(np.asarray(out))
+    del out
+    return {"caption": explainer.caption_params(), "check": check, "seconds": time.perf_counter() - start}

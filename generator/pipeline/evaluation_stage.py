@@ -1,0 +1,124 @@
+"""Cached stage: per-sample evaluation of one method's maps on one model.
+
+Its own stage (and module, whose source is part of the cache key), so that changing
+an evaluation setting recomputes the scores but not the maps.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from generator.config import Config
+from generator.pipeline.attribution_stages import MapSet, model_handle
+from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.stages import Faces, TrainedModel, load_trained
+
+__all__ = ["evaluation_stage", "prob_fn"]
+
+EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.models.nets",
+                   "generator.pipeline.evaluation_stage")
+FACE_REGIONS = ("skin", "eyes", "brows", "nose", "mouth")
+
+
+def prob_fn(handle) -> Any:
+    """Class probabilities for float NHWC images in [0, 255] (the evaluation metrics perturb images)."""
+    import torch
+
+    from generator.models.nets import MEAN, STD
+
+    mean = np.asarray(MEAN, dtype=np.float32)
+    std = np.asarray(STD, dtype=np.float32)
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        x = (np.asarray(images, dtype=np.float32) / 255.0 - mean) / std
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(handle.device)
+            return torch.softmax(handle.model(tensor), dim=1).float().cpu().numpy()
+
+    return probabilities
+
+
+def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
+                     targets: np.ndarray, maps: MapSet, twin_path: Path | None) -> pd.DataFrame:
+    """Per-sample quality scores of one method's maps: faithfulness, complexity, localisation."""
+    steps = config.attribution.deletion_steps
+    key = cache.key("evaluation", {"steps": steps, "seed": config.seed, "code": code_hash(*EVALUATION_CODE)},
+                    (maps.key,))
+
+    def compute(folder: Path) -> None:
+        table = _evaluate(config, faces, trained, chosen, targets, np.asarray(maps.maps), steps)
+        table["infidelity"] = _infidelity(config, trained, faces.images[chosen["row"].to_numpy()], targets,
+                                          np.asarray(maps.maps))
+        table["max_sensitivity"] = _sensitivity(config, faces, trained, chosen, targets, maps, twin_path)
+        table.to_csv(folder / "per_sample.csv", index=False)
+
+    entry = cache.get_or_compute("evaluation", key, compute)
+    return pd.read_csv(entry / "per_sample.csv", dtype={"image_id": str})
+
+
+def _evaluate(config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame, targets: np.ndarray,
+              maps: np.ndarray, steps: int) -> pd.DataFrame:
+    from generator.datasets.synthetic import REGIONS
+    from generator.evaluation.complexity import complexity, sparseness
+    from generator.evaluation.faithfulness import (
+        deletion_auc,
+        insertion_auc,
+        mu_fidelity,
+    )
+    from generator.evaluation.localisation import mass_on, pointing_game
+
+    rows = chosen["row"].to_numpy()
+    images, masks = faces.images[rows], faces.masks[rows]
+    probs = prob_fn(model_handle(config, trained, "torch", None))
+    ids = {name: REGIONS.index(name) for name in REGIONS}
+    return pd.DataFrame({
+        "image_id": chosen["image_id"].to_numpy(),
+        "deletion_auc": deletion_auc(probs, images, targets, maps, steps=steps),
+        "insertion_auc": insertion_auc(probs, images, targets, maps, steps=steps),
+        "mufidelity": mu_fidelity(probs, images, targets, maps, seed=config.seed),
+        "sparseness": sparseness(maps),
+        "complexity": complexity(maps),
+        "share_face": mass_on(maps, masks, [ids[r] for r in FACE_REGIONS]),
+        "share_background": mass_on(maps, masks, [ids["background"]]),
+        "share_cue": mass_on(maps, masks, [ids["cue"]]),
+        "pointing_mouth": pointing_game(maps, masks, [ids["mouth"]]),
+    })
+
+
+def _infidelity(config: Config, trained: TrainedModel, images: np.ndarray, targets: np.ndarray,
+                maps: np.ndarray) -> np.ndarray:
+    """Captum's infidelity (Yeh et al., 2019) of the maps, with seeded Gaussian perturbations."""
+    from generator.evaluation.faithfulness import infidelity
+    from generator.models.nets import preprocess
+
+    model = load_trained(trained, config)
+    return infidelity(model, preprocess(images), targets, maps, seed=config.seed)
+
+
+SENSITIVITY_FAMILIES = ("gradient", "path", "cam")
+SENSITIVITY_IMAGES = 12  # it re-runs the explainer 4 times per image: measured on the first 12 images only
+
+
+def _sensitivity(config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame, targets: np.ndarray,
+                 maps: MapSet, twin_path: Path | None) -> np.ndarray:
+    """Max-sensitivity (Yeh et al., 2019) for the cheap families; NaN for the others (documented on the page)."""
+    from generator.attribution.registry import REGISTRY, build_explainer
+    from generator.evaluation.robustness import max_sensitivity
+
+    if REGISTRY[maps.method].family not in SENSITIVITY_FAMILIES:
+        return np.full(len(chosen), np.nan)
+    handle = model_handle(config, trained, maps.framework, twin_path)
+    explainer = build_explainer(maps.method, handle, dict(config.attribution.params.get(maps.method, {})))
+
+    def explain(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        return explainer.explain(np.clip(np.rint(images), 0, 255).astype(np.uint8), classes)
+
+    subset = slice(0, SENSITIVITY_IMAGES)
+    values = np.full(len(chosen), np.nan)
+    values[subset] = max_sensitivity(explain, faces.images[chosen["row"].to_numpy()[subset]], targets[subset],
+                                     n_samples=4, seed=config.seed)
+    return values
+

@@ -1,0 +1,257 @@
+"""Results section "where the models look": region shares, fair vs biased, aligned group means.
+
+Everything here works on the maps the explanation section already computed; the
+analyses themselves are computed lazily, so a rerun with every figure and table
+cached does no work.
+"""
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from generator.pipeline.results_attribution import Explanations
+from generator.pipeline.state import Run
+
+__all__ = ["HEADLINE_METHODS", "analysis_results", "compared_models"]
+
+HEADLINE_METHODS = ("captum.integrated_gradients", "captum.gradcam")  # group means and difference maps
+CAM_METHOD = "captum.gradcam"  # FaceX region scores and high-impact patches
+N_PERMUTATIONS = 1000
+
+
+def compared_models(run: Run) -> tuple[str, str] | None:
+    """The (fair, biased) pair: the first models trained on each training split, if both exist."""
+    fair = next((m.name for m in run.models if m.config.train_split == "train_fair"), None)
+    biased = next((m.name for m in run.models if m.config.train_split == "train_biased"), None)
+    return (fair, biased) if fair and biased else None
+
+
+def analysis_results(run: Run, explained: Explanations) -> None:
+    """Register the analysis figures and tables."""
+    data = _Data(run, explained)
+    prov = {**run.provenance, "maps": sorted(m.key for m in explained.maps.values()), "permutations": N_PERMUTATIONS}
+    _region_shares(run, data, prov)
+    pair = compared_models(run)
+    if pair:
+        _fair_vs_biased(run, data, pair, prov)
+    _group_means(run, data, prov)
+    if any((m, CAM_METHOD) in explained.maps for m in data.models):
+        _facex(run, data, prov)
+
+
+class _Data:
+    """Lazily computed inputs shared by the analyses."""
+
+    def __init__(self, run: Run, explained: Explanations) -> None:
+        self.run, self.explained = run, explained
+        rows = explained.chosen["row"].to_numpy()
+        self.images, self.masks = run.faces.images[rows], run.faces.masks[rows]
+        self.landmarks = run.faces.landmarks[rows]
+        self.meta = explained.chosen[["image_id", "skin_tone", "age_group"]].assign(
+            cue=run.faces.table["cue"].to_numpy()[rows])
+        self.models = [m.name for m in run.models]
+
+    def maps(self, model: str, method: str) -> np.ndarray | None:
+        found = self.explained.maps.get((model, method))
+        return None if found is None or found.maps is None else np.asarray(found.maps)
+
+    @cache
+    def shares(self) -> pd.DataFrame:
+        from generator.analysis.regions import region_share_table
+        from generator.datasets.synthetic import REGIONS
+
+        frames = [region_share_table(maps, self.masks, REGIONS, self.meta.assign(model=model, method=method))
+                  for (model, method), found in self.explained.maps.items()
+                  if (maps := self.maps(model, method)) is not None]
+        return pd.concat(frames, ignore_index=True)
+
+    @cache
+    def alignment(self) -> tuple[list, pd.DataFrame]:
+        from generator.analysis.alignment import alignment_transforms
+
+        transforms, report = alignment_transforms(self.landmarks, self.images.shape[1])
+        return transforms, report.assign(image_id=self.meta["image_id"].to_numpy())
+
+    @cache
+    def aligned(self, model: str, method: str) -> np.ndarray:
+        from generator.analysis.alignment import warp_to_template
+        from generator.analysis.group_maps import normalise_maps
+
+        transforms, _ = self.alignment()
+        return warp_to_template(normalise_maps(self.maps(model, method)), transforms, self.images.shape[1])
+
+
+def _region_shares(run: Run, data: _Data, prov: dict[str, Any]) -> None:
+    from generator.analysis.regions import region_share_summary
+    from generator.datasets.synthetic import REGIONS
+    from generator.figures.analysis import region_share_bars
+
+    seed = run.config.seed
+    summary = run.publisher.table(
+        "tab-analysis-region-shares", title="Attribution share per face region",
+        caption="Mean share of the absolute attribution falling on each region (exact masks of the synthetic faces) "
+                "per model, method and skin-tone band, with 95% percentile-bootstrap intervals over images "
+                f"(1000 resamples, seed {seed}). Shares of one image sum to 1.", page="analysis.md",
+        provenance=prov, make=lambda: region_share_summary(data.shares(), by=["model", "method", "skin_tone"],
+                                                           seed=seed))
+    for method in HEADLINE_METHODS:
+        rows = summary.frame[summary.frame["method"] == method]
+        if rows.empty:
+            continue
+        run.publisher.figure(
+            f"fig-analysis-regions-{_slug(method)}", title=f"Where {_title(method)} puts the attribution",
+            caption=f"Mean share of the absolute {_title(method)} attribution on each region, per model, on the "
+                    f"{len(data.meta)} explained evaluation images; whiskers: 95% bootstrap intervals.",
+            alt="Bars of attribution share per face region for each model.", page="analysis.md", provenance=prov,
+            make=lambda rows=rows: region_share_bars(
+                _pooled(data.shares(), method_filter=rows["method"].iloc[0], seed=seed), by="model",
+                region_order=REGIONS))
+
+
+def _pooled(shares: pd.DataFrame, *, method_filter: str, seed: int) -> pd.DataFrame:
+    from generator.analysis.regions import region_share_summary
+
+    return region_share_summary(shares[shares["method"] == method_filter], by=["model"], seed=seed)
+
+
+def _fair_vs_biased(run: Run, data: _Data, pair: tuple[str, str], prov: dict[str, Any]) -> None:
+    from generator.analysis.compare import compare_models_on_region
+    from generator.figures.analysis import fair_vs_biased
+
+    fair, biased = pair
+    titles = data.explained.titles
+
+    @cache
+    def comparison() -> pd.DataFrame:
+        shares = data.shares()
+        with_cue = shares[shares["cue"].astype(bool)]
+        return compare_models_on_region(with_cue, region="cue", model_a=fair, model_b=biased, by=["skin_tone"],
+                                        seed=run.config.seed, method_labels=titles, region_label="corner mark")
+
+    caption = (f"Share of attribution on the shortcut cue (the corner mark) for models '{fair}' and '{biased}' on "
+               "the same explained evaluation images that show the mark, per method: difference with a 95% "
+               f"bootstrap interval and a one-sided paired sign-flip permutation test (10000 permutations), "
+               "Holm-corrected across methods; '*' marks detection (corrected p < 0.05).")
+    table = run.publisher.table("tab-analysis-fair-vs-biased", title="Does the explanation find the shortcut?",
+                                caption=caption, page="analysis.md", provenance=prov, make=comparison)
+    run.publisher.figure("fig-analysis-fair-vs-biased", title="Attribution on the shortcut cue, fair vs biased",
+                         caption=caption, alt="Dots of cue attribution share for both models per method.",
+                         page="analysis.md", provenance=prov,
+                         make=lambda: fair_vs_biased(table.frame, model_a=fair, model_b=biased))
+
+
+def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
+    from generator.analysis.alignment import warp_to_template
+    from generator.figures.analysis import difference_maps, group_mean_grid
+
+    transforms, report = data.alignment()
+    run.publisher.table("tab-analysis-alignment", title="Alignment of the explained faces",
+                        caption="Each explained image's similarity transform to the canonical face from its five "
+                                "landmarks: RMS residual in pixels; images above 4 px are not aligned and are left "
+                                "out of the group means (with the reason).", page="analysis.md", provenance=prov,
+                        make=lambda: data.alignment()[1])
+    groups = data.meta["skin_tone"].to_numpy()
+    size = data.images.shape[1]
+    mean_face = np.nanmean(warp_to_template(data.images.astype(np.float32), transforms, size), axis=0)
+    pair = compared_models(run)
+    for method in HEADLINE_METHODS:
+        if not all(data.maps(m, method) is not None for m in data.models):
+            continue
+        slug, title = _slug(method), _title(method)
+        n_aligned = int(report["aligned"].sum())
+        run.publisher.figure(
+            f"fig-analysis-means-{slug}", title=f"Mean {title} map by skin-tone band",
+            caption=f"Mean of the {title} maps (absolute, each normalised to sum 1, warped to a canonical face from "
+                    f"its landmarks; {n_aligned} of {len(report)} images aligned) per model (rows) and skin-tone band "
+                    "(columns), over the mean aligned face. One colour scale for the whole figure.",
+            alt=f"Grid of mean {title} maps per model and skin-tone band.", page="analysis.md", provenance=prov,
+            make=lambda method=method: group_mean_grid(_means(data, method, groups), row_label="model",
+                                                       background=mean_face, n=_counts(data, method, groups)))
+        if pair:
+            run.publisher.figure(
+                f"fig-analysis-difference-{slug}", title=f"Biased minus fair: {title}",
+                caption=f"Difference of the mean aligned {title} maps, model '{pair[1]}' minus model '{pair[0]}', per "
+                        f"skin-tone band; contours: pixels with a family-wise corrected p < 0.05 (permutation test "
+                        f"of Welch t, {N_PERMUTATIONS} permutations, max-statistic correction). One symmetric colour "
+                        "scale, white at zero.",
+                alt=f"Difference maps of {title}, biased minus fair, per skin-tone band.", page="analysis.md",
+                provenance=prov, make=lambda method=method: _difference_figure(data, method, groups, pair, mean_face,
+                                                                               run.config.seed, difference_maps))
+
+
+def _means(data: _Data, method: str, groups: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    from generator.analysis.group_maps import group_means
+
+    return {model: {g: m for g, (m, _) in group_means(data.aligned(model, method), groups).items()}
+            for model in data.models}
+
+
+def _counts(data: _Data, method: str, groups: np.ndarray) -> dict[str, dict[str, int]]:
+    from generator.analysis.group_maps import group_means
+
+    return {model: {g: n for g, (_, n) in group_means(data.aligned(model, method), groups).items()}
+            for model in data.models}
+
+
+def _difference_figure(data: _Data, method: str, groups: np.ndarray, pair: tuple[str, str], mean_face: np.ndarray,
+                       seed: int, plot) -> Any:
+    from generator.analysis.stats import permutation_test_maps
+
+    fair, biased = data.aligned(pair[0], method), data.aligned(pair[1], method)
+    diffs, significant = {}, {}
+    for group in sorted(set(groups)):
+        keep = groups == group
+        result = permutation_test_maps(biased[keep], fair[keep], n_permutations=N_PERMUTATIONS, seed=seed)
+        diffs[group], significant[group] = result.difference, result.significant
+    return plot(diffs, significant, background=mean_face)
+
+
+def _facex(run: Run, data: _Data, prov: dict[str, Any]) -> None:
+    from generator.analysis.alignment import majority_mask, warp_to_template
+    from generator.analysis.regions import facex_region_scores
+    from generator.datasets.synthetic import REGIONS
+    from generator.figures.analysis import face_prototype
+
+    @cache
+    def scores() -> pd.DataFrame:
+        frames = [facex_region_scores(cams, data.masks, REGIONS, data.meta.assign(model=model),
+                                      by=["model", "skin_tone"])
+                  for model in data.models if (cams := data.maps(model, CAM_METHOD)) is not None]
+        return pd.concat(frames, ignore_index=True)
+
+    table = run.publisher.table(
+        "tab-analysis-facex", title="FaceX region scores (Grad-CAM)",
+        caption="FaceX region score per model, skin-tone band and region: per image, the share of the region's "
+                "pixels whose Grad-CAM value exceeds the mean of the image's non-zero CAM values, averaged over the "
+                "images that contain the region (as in the MAI-BIAS toolkit, here for any number of groups).",
+        page="analysis.md", provenance=prov, make=scores)
+    transforms, _ = data.alignment()
+    prototype = majority_mask(warp_to_template(data.masks.astype(np.float32), transforms, data.images.shape[1],
+                                               order=0), len(REGIONS))
+    vmax = float(np.nanmax(table.frame["score"])) if len(table.frame) else 1.0
+    for model in data.models:
+        rows = table.frame[table.frame["model"] == model]
+        run.publisher.figure(
+            f"fig-analysis-facex-{model}", title=f"Face regions by Grad-CAM score, model '{model}'",
+            caption=f"FaceX region scores of model '{model}' painted on a prototype face (majority region of the "
+                    "aligned masks), one panel per skin-tone band; one colour scale shared by all panels and by the "
+                    f"figures of every model (0 to {vmax:.2f}); background not scored.",
+            alt=f"Prototype faces coloured by region score for model {model}.", page="analysis.md",
+            provenance={**prov, "vmax": vmax},
+            make=lambda rows=rows: face_prototype(rows, template_mask=prototype, region_names=REGIONS,
+                                                  groups=sorted(rows["skin_tone"].unique()), group_col="skin_tone",
+                                                  vmax=vmax))
+
+
+def _slug(method: str) -> str:
+    return method.replace(".", "-").replace("_", "-")
+
+
+def _title(method: str) -> str:
+    from generator.attribution.registry import REGISTRY
+
+    spec = REGISTRY[method]
+    return f"{spec.title} ({spec.library.capitalize()})"

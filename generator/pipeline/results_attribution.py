@@ -1,0 +1,283 @@
+"""Results section "explanations": maps, galleries, evaluation, sanity checks, agreement."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from generator.pipeline.attribution_stages import (
+    MapSet,
+    attribution_stage,
+    select_stage,
+)
+from generator.pipeline.cache import code_hash
+from generator.pipeline.evaluation_stage import evaluation_stage
+from generator.pipeline.progress import progress_bar
+from generator.pipeline.state import Run
+
+__all__ = ["AGREEMENT_PAIRS", "CRITERIA", "Explanations", "attribution_results"]
+
+# Methods present in both libraries; Captum IG is also run with the trapezoid rule for a like-for-like check.
+AGREEMENT_PAIRS = (
+    ("captum.saliency", "xplique.saliency"),
+    ("captum.input_x_gradient", "xplique.gradient_input"),
+    ("captum.integrated_gradients", "xplique.integrated_gradients"),
+    ("captum.smoothgrad", "xplique.smoothgrad"),
+    ("captum.occlusion", "xplique.occlusion"),
+    ("captum.gradcam", "xplique.gradcam"),
+)
+# Ranking criteria and their direction.
+CRITERIA = {"insertion_auc": "higher", "deletion_auc": "lower", "mufidelity": "higher", "infidelity": "lower",
+            "max_sensitivity": "lower"}
+METRICS = ("deletion_auc", "insertion_auc", "mufidelity", "infidelity", "max_sensitivity", "sparseness",
+           "complexity", "share_face", "share_background", "share_cue", "pointing_mouth")
+
+
+@dataclass
+class Explanations:
+    """What the explanation section produced, for the pages and the deck."""
+
+    chosen: pd.DataFrame
+    maps: dict[tuple[str, str], MapSet] = field(default_factory=dict)
+    per_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+    skipped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    titles: dict[str, str] = field(default_factory=dict)
+
+
+def attribution_results(run: Run) -> Explanations:
+    """Compute (or load) every map and its evaluation, and register figures and tables."""
+    from generator.attribution.registry import REGISTRY
+
+    config = run.config
+    first = run.models[0].name
+    chosen = select_stage(config, run.faces, run.predictions[first].table)
+    out = Explanations(chosen, titles={m: f"{REGISTRY[m].title} ({REGISTRY[m].library.capitalize()})"
+                                       for m in config.attribution.methods})
+    evaluations, skipped = [], []
+    total = len(run.models) * len(config.attribution.methods)
+    with progress_bar(total, "explain + evaluate", unit="map set") as bar:
+        for trained in run.models:
+            targets = _targets(run, trained.name, chosen)
+            twin = run.twins.get(trained.name, {}).get("path")
+            for method in config.attribution.methods:
+                maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin)
+                out.maps[(trained.name, method)] = maps
+                bar.update(1)
+                reason = maps.skipped or _invalid(maps)
+                if reason:
+                    skipped.append({"model": trained.name, "method": method, "reason": reason})
+                    continue
+                table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
+                evaluations.append(table.assign(model=trained.name, method=method))
+    groups = chosen[["image_id", "reason", *config.attribution.group_by]]
+    out.per_sample = pd.concat(evaluations, ignore_index=True).merge(groups, on="image_id", how="left")
+    out.skipped = pd.DataFrame(skipped, columns=["model", "method", "reason"])
+    _publish(run, out)
+    return out
+
+
+def _targets(run: Run, model: str, chosen: pd.DataFrame) -> np.ndarray:
+    """Each chosen image's predicted class under ``model``: the class whose evidence is explained."""
+    predictions = run.predictions[model].table.set_index("image_id")["pred"]
+    return predictions.loc[chosen["image_id"]].to_numpy().astype(np.int64)
+
+
+def _invalid(maps: MapSet) -> str:
+    check = maps.check
+    if check.get("finite", True):
+        return ""
+    return f"maps hold non-finite values (NaN: {check.get('n_nan')}, inf: {check.get('n_inf')}); not plotted"
+
+
+# ----------------------------------------------------------------------------- publishing
+
+
+def _publish(run: Run, out: Explanations) -> None:
+    prov = {**run.provenance, "attribution": run.config.attribution.model_dump(mode="json"),
+            "code": code_hash("generator.attribution", "generator.evaluation")}
+    pub = run.publisher
+    pub.table("tab-attribution-images", title="Images explained",
+              caption="The evaluation images explained for every model and method: per skin-tone band x age group "
+                      f"{run.config.attribution.per_group} chosen at random (seed {run.config.seed}), plus per group "
+                      "up to one misclassified, the least confident and the most confident image (first model).",
+              page="attribution.md", provenance=prov,
+              make=lambda: out.chosen.drop(columns=["row"]).loc[:, lambda f: ~f.columns.str.startswith("Unnamed")])
+    pub.table("tab-attribution-skipped", title="Skipped method and model pairs",
+              caption="Pairs that were not computed or not plotted, with the reason.", page="attribution.md",
+              provenance={**prov, "skipped": out.skipped.to_dict("records")}, make=lambda: out.skipped)
+    _galleries(run, out, prov)
+    _evaluation_tables(run, out, prov)
+    _sanity(run, out, prov)
+    _agreement(run, out, prov)
+
+
+def _gallery_rows(run: Run, chosen: pd.DataFrame) -> np.ndarray:
+    """One stratified image per group, in group order (indices into ``chosen``)."""
+    stratified = chosen[chosen["reason"] == "stratified"]
+    first = stratified.groupby(list(run.config.attribution.group_by), sort=True).head(1)
+    return first.index.to_numpy()
+
+
+def _galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
+    from generator.attribution.registry import REGISTRY
+    from generator.figures.attribution import gallery
+
+    rows = _gallery_rows(run, out.chosen)
+    images = run.faces.images[out.chosen["row"].to_numpy()[rows]]
+    labels = [" / ".join(str(out.chosen.loc[r, c]) for c in run.config.attribution.group_by) for r in rows]
+    for trained in run.models:
+        for library in ("captum", "xplique"):
+            methods = [m for m in run.config.attribution.methods if m.startswith(library + ".")
+                       and out.maps[(trained.name, m)].maps is not None and not _invalid(out.maps[(trained.name, m)])]
+            if not methods:
+                continue
+            maps = {m: np.asarray(out.maps[(trained.name, m)].maps)[rows] for m in methods}
+            params = "; ".join(f"{out.titles[m]}: {out.maps[(trained.name, m)].caption}" for m in methods)
+            run.publisher.figure(
+                f"fig-gallery-{trained.name}-{library}", title=f"{library.capitalize()} maps, model '{trained.name}'",
+                caption=f"Attribution maps of model '{trained.name}' for its predicted class, one evaluation image per "
+                        f"skin-tone band x age group (rows), {library.capitalize()} methods (columns). Signed maps on a "
+                        "diverging scale (red positive, blue negative, white zero), absolute maps on a sequential "
+                        "scale; each map divided by its 99th percentile of |values|. Parameters: " + params,
+                alt=f"Grid of attribution maps from {library} methods for model {trained.name}.",
+                page="attribution.md", provenance={**prov, "model": trained.name, "methods": methods},
+                make=lambda maps=maps, methods=methods: gallery(
+                    images, maps, {m: REGISTRY[m].signed for m in methods}, labels,
+                    titles={m: REGISTRY[m].title for m in methods}))
+
+
+def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
+    from generator.evaluation.summary import rank_methods, summarise
+    from generator.figures.attribution import evaluation_dots
+
+    pub, seed = run.publisher, run.config.seed
+    per_sample = out.per_sample
+    by_group = list(run.config.attribution.group_by[:1])
+    pub.table("tab-evaluation-per-sample", title="Per-sample evaluation scores",
+              caption="Every quality score of every map: one row per image, model and method.", page="evaluation.md",
+              provenance=prov, make=lambda: per_sample)
+    summary = pub.table(
+        "tab-evaluation-summary", title="Evaluation of attribution methods",
+        caption="Mean of each per-sample score per model and method over the explained images, with 95% "
+                f"percentile-bootstrap intervals (1000 resamples of images, seed {seed}).",
+        page="evaluation.md", provenance=prov,
+        make=lambda: summarise(per_sample, by=["model", "method"], value_cols=list(METRICS), seed=seed))
+    pub.table("tab-evaluation-by-group", title="Evaluation by skin-tone band",
+              caption="As the evaluation table, split by skin-tone band.", page="evaluation.md", provenance=prov,
+              make=lambda: summarise(per_sample, by=["model", "method", *by_group], value_cols=list(METRICS),
+                                     seed=seed))
+    pub.table("tab-evaluation-ranking", title="Ranking of methods",
+              caption="Methods ranked per model by their mean rank over the criteria listed in the table "
+                      "(faithfulness: insertion and deletion AUC, MuFidelity, infidelity; robustness: "
+                      "max-sensitivity where computed). A rank rests only on these criteria; see the sanity checks "
+                      "before trusting a highly ranked method.", page="evaluation.md", provenance=prov,
+              make=lambda: rank_methods(summary.frame, criteria=CRITERIA, by=["model"]))
+    pub.figure("fig-evaluation-summary", title="Evaluation of attribution methods",
+               caption=summary.caption, alt="Dot plots of evaluation metrics per method and model.",
+               page="evaluation.md", provenance=prov,
+               make=lambda: evaluation_dots(summary.frame, metrics=("deletion_auc", "insertion_auc", "mufidelity",
+                                                                    "share_cue"),
+                                            method_titles=out.titles,
+                                            higher_is_better={"deletion_auc": False, "insertion_auc": True,
+                                                              "mufidelity": True, "share_cue": False}))
+
+
+def _sanity(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
+    from generator.figures.attribution import sanity_curves
+
+    config = run.config
+    trained = run.models[0]
+    methods = [m for m in config.attribution.sanity_methods if m.startswith("captum.")]
+    if not methods:
+        return
+    count = min(config.attribution.sanity_images, len(out.chosen))
+    key = run.cache.key("sanity", {"methods": methods, "images": out.chosen["image_id"][:count].tolist(),
+                                   "params": {m: config.attribution.params.get(m, {}) for m in methods},
+                                   "seed": config.seed, "code": code_hash("generator.evaluation",
+                                                                          "generator.attribution")}, (trained.key,))
+    entry = run.cache.get_or_compute("sanity", key, lambda folder: _sanity_table(run, out, trained, methods, count)
+                                     .to_csv(folder / "sanity.csv", index=False))
+    table = pd.read_csv(entry / "sanity.csv")
+    prov = {**prov, "sanity": key}
+    run.publisher.table("tab-sanity", title="Sanity check: cascading randomisation",
+                        caption=f"Similarity of the maps of model '{trained.name}' to the original maps as its layers "
+                                f"are re-initialised from the output back to the input (Adebayo et al., 2018), on "
+                                f"{count} images: mean Spearman rank correlation of |maps| with a 95% bootstrap "
+                                "interval; 'passes' when it falls below 0.5 after full randomisation.",
+                        page="evaluation.md", provenance=prov, make=lambda: _sanity_summary(table))
+    run.publisher.figure("fig-sanity", title="Sanity check: cascading randomisation",
+                         caption=f"Spearman rank correlation between the maps of model '{trained.name}' and the maps "
+                                 "of the same model with its layers cumulatively re-initialised from the output "
+                                 f"(left) to the input (right), mean over {count} images with 95% bootstrap bands. A "
+                                 "method that explains the model should fall towards 0; dotted line: the 0.5 "
+                                 "pass threshold.",
+                         alt="Lines of similarity against randomised layer for each method.", page="evaluation.md",
+                         provenance=prov, make=lambda: sanity_curves(_sanity_summary(table, keep_steps=True),
+                                                                      method_titles=out.titles, threshold=0.5))
+
+
+def _sanity_table(run: Run, out: Explanations, trained, methods: list[str], count: int) -> pd.DataFrame:
+    from generator.attribution.handles import torch_handle
+    from generator.attribution.registry import build_explainer
+    from generator.evaluation.sanity import cascading_randomisation
+    from generator.models.nets import SmallCNN
+    from generator.pipeline.stages import load_trained
+
+    model = load_trained(trained, run.config)
+    images = run.faces.images[out.chosen["row"].to_numpy()[:count]]
+    targets = _targets(run, trained.name, out.chosen.iloc[:count])
+    tables = []
+    for method in methods:
+        params = dict(run.config.attribution.params.get(method, {}))
+
+        def factory(randomised, method=method, params=params):
+            handle = torch_handle(trained.name, randomised, cam_layer=SmallCNN.cam_layer_name)
+            explainer = build_explainer(method, handle, params)
+            return lambda x, t: explainer.explain(_uint8(x), t)
+
+        frame = cascading_randomisation(model, factory, images, targets, seed=run.config.seed)
+        tables.append(frame.assign(method=method))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def _sanity_summary(table: pd.DataFrame, keep_steps: bool = False) -> pd.DataFrame:
+    from generator.evaluation.sanity import sanity_summary
+
+    summary = sanity_summary(table, by=("method",), seed=0)
+    if keep_steps:
+        return summary
+    last = summary.sort_values("step").groupby("method", sort=False).tail(1)
+    return last[["method", "layer", "n", "mean", "ci_low", "ci_high", "passes"]].rename(
+        columns={"layer": "randomised up to", "mean": "spearman after full randomisation"})
+
+
+def _agreement(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
+    from generator.evaluation.agreement import map_agreement
+    from generator.evaluation.summary import summarise
+
+    rows = []
+    for trained in run.models:
+        for captum, xplique in AGREEMENT_PAIRS:
+            a, b = out.maps.get((trained.name, captum)), out.maps.get((trained.name, xplique))
+            if a is None or b is None or a.maps is None or b.maps is None:
+                continue
+            frame = map_agreement(np.asarray(a.maps), np.asarray(b.maps))
+            rows.append(frame.assign(model=trained.name, method=f"{captum} vs {xplique}"))
+    if not rows:
+        return
+    per_sample = pd.concat(rows, ignore_index=True)
+    run.publisher.table("tab-agreement", title="Cross-library agreement",
+                        caption="Agreement between the Captum and Xplique maps of the same method on the same images "
+                                "and model: Spearman and Pearson correlation, cosine similarity and the overlap of the "
+                                "top 10% pixels of |maps|; mean with 95% bootstrap intervals. Differences in defaults "
+                                "(integration rule, occlusion averaging vs summing, SmoothGrad absolute values) are "
+                                "listed on the methods page.", page="evaluation.md", provenance=prov,
+                        make=lambda: summarise(per_sample, by=["model", "method"],
+                                               value_cols=["spearman", "pearson", "cosine", "topk_intersection"],
+                                               seed=run.config.seed))
