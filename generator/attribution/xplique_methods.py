@@ -215,7 +215,7 @@ class XpliqueIntegratedGradients(XpliqueExplainer):
 
     spec = _spec("integrated_gradients", "path", "Integrated Gradients", PAPERS["sundararajan2017"],
                  FORMULAS["integrated_gradients"],
-                 signed=True, reduction="sum", baseline="black", steps=32, internal_batch_size=512,
+                 signed=True, reduction="sum", baseline="black", steps=32, internal_batch_size=64,
                  batch_size=16)
     scalar_baseline = True
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
@@ -247,7 +247,7 @@ class XpliqueSmoothGrad(_GradientStatistic):
 
     spec = _spec("smoothgrad", "sampling", "SmoothGrad", PAPERS["smilkov2017"],
                  _GRAD_STAT.format(stat=r"\sum_c \frac{1}{n}\sum_k g_k"), signed=True, reduction="sum",
-                 samples=16, noise=0.15, internal_batch_size=256, batch_size=16, seed=0)
+                 samples=16, noise=0.15, internal_batch_size=64, batch_size=16, seed=0)
     reducer = "sum"
     note = "signed gradients averaged (no abs, Xplique), summed over channels"
 
@@ -262,7 +262,7 @@ class XpliqueVarGrad(_GradientStatistic):
 
     spec = _spec("vargrad", "sampling", "VarGrad", PAPERS["adebayo2018"],
                  _GRAD_STAT.format(stat=r"\operatorname{mean}_c \operatorname{Var}_k(g_k)"), signed=False,
-                 reduction="mean", samples=16, noise=0.15, internal_batch_size=256, batch_size=16, seed=0)
+                 reduction="mean", samples=16, noise=0.15, internal_batch_size=64, batch_size=16, seed=0)
     note = "unbiased variance, mean over channels"
 
     def _xplique_class(self) -> type:
@@ -276,7 +276,7 @@ class XpliqueSquareGrad(_GradientStatistic):
 
     spec = _spec("squaregrad", "sampling", "SquareGrad", PAPERS["hooker2019"],
                  _GRAD_STAT.format(stat=r"\operatorname{mean}_c \frac{1}{n}\sum_k g_k^2"), signed=False,
-                 reduction="mean", samples=16, noise=0.15, internal_batch_size=256, batch_size=16, seed=0)
+                 reduction="mean", samples=16, noise=0.15, internal_batch_size=64, batch_size=16, seed=0)
     note = "mean over channels"
 
     def _xplique_class(self) -> type:
@@ -290,7 +290,7 @@ class XpliqueOcclusion(XpliqueExplainer):
 
     spec = _spec("occlusion", "perturbation", "Occlusion", PAPERS["zeiler2014"],
                  r"\phi_i = \sum_{P \ni i}\big(f_t(x) - f_t(x_{P \leftarrow x'})\big)", signed=True,
-                 reduction="none", baseline="black", patch_size=8, stride=4, internal_batch_size=256,
+                 reduction="none", baseline="black", patch_size=8, stride=4, internal_batch_size=64,
                  batch_size=16)
     scalar_baseline = True
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
@@ -310,7 +310,7 @@ class XpliqueRise(XpliqueExplainer):
     spec = _spec("rise", "perturbation", "RISE", PAPERS["petsiuk2018"],
                  r"M = \frac{\sum_k f_t(x \odot m_k + x'(1 - m_k))\,m_k}{\sum_k m_k}", signed=False,
                  reduction="none", baseline="black", samples=1000, grid_size=7, preservation=0.5,
-                 internal_batch_size=256, batch_size=16, seed=0)
+                 internal_batch_size=64, batch_size=16, seed=0)
     scalar_baseline = True
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
     needs_grad = False
@@ -351,7 +351,7 @@ class XpliqueLime(_Surrogate):
     spec = _spec("lime", "surrogate", "LIME", PAPERS["ribeiro2016"],
                  FORMULAS["lime"],
                  signed=True, reduction="none", baseline="black", grid=8, samples=200, alpha=1.0,
-                 kernel_width=45.0, internal_batch_size=256, batch_size=8, seed=0)
+                 kernel_width=45.0, internal_batch_size=64, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
     note = "ridge surrogate, exponential Euclidean-distance kernel, cells kept with probability 1/2"
 
@@ -371,7 +371,7 @@ class XpliqueKernelShap(_Surrogate):
 
     spec = _spec("kernel_shap", "surrogate", "Kernel SHAP", PAPERS["lundberg2017"],
                  FORMULAS["kernel_shap"], signed=True, reduction="none", baseline="black", grid=8, samples=200,
-                 internal_batch_size=256, batch_size=8, seed=0)
+                 internal_batch_size=64, batch_size=8, seed=0)
     choices = MappingProxyType({"baseline": _UNIFORM_BASELINES})
     note = "Shapley kernel, linear regression surrogate"
 
@@ -407,7 +407,7 @@ class XpliqueSobol(_Sensitivity):
     spec = _spec("sobol", "perturbation", "Sobol Attribution", PAPERS["fel2021"],
                  r"S_{T_i} = \frac{\mathbb{E}_{M_{\sim i}}[\operatorname{Var}_{M_i}(f_t(x \odot M) \mid M_{\sim i})]}"
                  r"{\operatorname{Var}(f_t(x \odot M))}", signed=False, reduction="none", grid_size=8, nb_design=16,
-                 perturbation="inpainting", internal_batch_size=256, batch_size=8)
+                 perturbation="inpainting", internal_batch_size=64, batch_size=8)
 
     def _xplique_class(self) -> type:
         from xplique.attributions import SobolAttributionMethod
@@ -420,7 +420,7 @@ class XpliqueHsic(_Sensitivity):
 
     spec = _spec("hsic", "perturbation", "HSIC Attribution", PAPERS["novello2022"],
                  r"\mathcal{H}_i = \mathrm{HSIC}\big(M_i,\ f_t(x \odot M)\big)", signed=False, reduction="none",
-                 grid_size=8, nb_design=256, perturbation="inpainting", internal_batch_size=256, batch_size=8)
+                 grid_size=8, nb_design=256, perturbation="inpainting", internal_batch_size=64, batch_size=8)
 
     def _xplique_class(self) -> type:
         from xplique.attributions import HsicAttributionMethod
