@@ -151,11 +151,14 @@ def _explanation_facts(run: Run) -> dict[str, Any]:
     from generator.attribution.registry import REGISTRY
 
     explained = run.explanations
-    first = run.models[0].name
     return {"n_images": int(len(explained.chosen)),
             "methods": [{"name": m, "title": REGISTRY[m].title, "library": REGISTRY[m].library,
-                         "family": REGISTRY[m].family, "signed": REGISTRY[m].signed,
-                         "caption": explained.maps[(first, m)].caption or explained.maps[(first, m)].skipped}
+                         "family": REGISTRY[m].family, "signed": REGISTRY[m].signed, "paper": REGISTRY[m].paper,
+                         "url": REGISTRY[m].url, "formula": REGISTRY[m].formula,
+                         "caption": next((explained.maps[(t.name, m)].caption for t in run.models
+                                          if explained.maps[(t.name, m)].caption), ""),
+                         "skipped": {t.name: explained.maps[(t.name, m)].skipped for t in run.models
+                                     if explained.maps[(t.name, m)].skipped}}
                         for m in run.config.attribution.methods]}
 
 
@@ -165,6 +168,8 @@ def _write_pages(run: Run) -> dict[str, Any]:
     results = run.config.output.results_dir
     for name, writer in PAGES.items():
         atomic_write_text(results / name, writer(facts, by_id))
+    for method in facts["explanations"]["methods"]:
+        atomic_write_text(results / "methods" / f"{method['name']}.md", pages.method_page(method, by_id))
     meta = {"title": facts["title"], "config_hash": facts["config_hash"], "seed": facts["seed"],
             "dataset": facts["dataset"]["key"], "models": {m["name"]: m["hash"] for m in facts["models"]}}
     manifest = art.manifest(run.publisher.figures, run.publisher.tables, meta)

@@ -40,6 +40,7 @@ def analysis_results(run: Run, explained: Explanations) -> None:
     _group_means(run, data, prov)
     if any((m, CAM_METHOD) in explained.maps for m in data.models):
         _facex(run, data, prov)
+        _patches(run, data, prov)
 
 
 class _Data:
@@ -255,3 +256,33 @@ def _title(method: str) -> str:
 
     spec = REGISTRY[method]
     return f"{spec.title} ({spec.library.capitalize()})"
+
+
+def _patches(run: Run, data: _Data, prov: dict[str, Any]) -> None:
+    """FaceX high-impact patches per model: the windows with the largest in-region Grad-CAM mass."""
+    from generator.analysis.patches import crop_patches, high_impact_patches
+    from generator.datasets.synthetic import REGIONS
+    from generator.figures.analysis import patch_gallery
+
+    size = max(4, data.images.shape[1] // 8)
+    for model in data.models:
+        cams = data.maps(model, CAM_METHOD)
+        if cams is None:
+            continue
+
+        @cache
+        def table(cams=cams, model=model) -> pd.DataFrame:
+            return high_impact_patches(cams, data.masks, REGIONS, data.meta.assign(model=model), patch=size, top=20)
+
+        patches = run.publisher.table(
+            f"tab-analysis-patches-{model}", title=f"High-impact patches, model '{model}'",
+            caption=f"The 20 windows of {size} x {size} px with the largest Grad-CAM mass inside one face region "
+                    f"(FaceX high-impact patches), over all explained images of model '{model}', with their source "
+                    "image and group.", page="analysis.md", provenance=prov, make=table)
+        run.publisher.figure(
+            f"fig-analysis-patches-{model}", title=f"High-impact patches, model '{model}'",
+            caption=patches.caption, alt=f"Crops of the 20 highest-scoring patches for model {model}.",
+            page="analysis.md", provenance=prov,
+            make=lambda patches=patches: patch_gallery(crop_patches(data.images, patches.frame),
+                                                       patches.frame, label_cols=("region", "skin_tone")))
+

@@ -307,7 +307,7 @@ def method_link(method: str, title: str) -> str:
 def attribution_page(facts: dict[str, Any], art: Artifacts) -> str:
     """Galleries of every method on every model, the explained images, and what was skipped."""
     explained = facts["explanations"]
-    methods = "\n".join(f"| {method_link(m['name'], m['title'])} | {escape(m['library'])} | {escape(m['family'])} | "
+    methods = "\n".join(f"| [{escape(m['title'])}](methods/{m['name']}.md) | {escape(m['library'])} | {escape(m['family'])} | "
                         f"{'signed' if m['signed'] else 'absolute'} | {escape(m['caption'])} |"
                         for m in explained["methods"])
     galleries = "".join(figure_block(a) for key, a in art.items() if key.startswith("fig-gallery-"))
@@ -339,6 +339,20 @@ between maps. Group-level comparisons on one shared scale are on the analysis pa
 {skipped_text}
 
 {table_link_block(art['tab-attribution-images'])}"""
+
+
+def _completeness_block(art: Artifacts) -> str:
+    if "tab-ig-completeness" not in art:
+        return ""
+    frame = art["tab-ig-completeness"].frame
+    summary = (frame.assign(abs_relative_gap=frame["relative_gap"].abs())
+               .groupby(["model", "method"], sort=False)["abs_relative_gap"].agg(["median", "max"]).reset_index()
+               .rename(columns={"median": "median relative gap", "max": "largest relative gap"}))
+    return f"""### Integrated Gradients completeness
+
+{table_markdown(summary, digits=4)}
+
+{table_link_block(art['tab-ig-completeness'])}"""
 
 
 def evaluation_page(facts: dict[str, Any], art: Artifacts) -> str:
@@ -389,6 +403,7 @@ split by group like accuracy is. Definitions: [evaluating explanations](../metho
 ## Cross-library agreement
 
 {agreement}
+{_completeness_block(art)}
 {table_link_block(art['tab-evaluation-by-group'])}
 {table_link_block(art['tab-evaluation-per-sample'])}"""
 
@@ -432,7 +447,8 @@ clearly more attribution on the mark than the fair model's, on the same images s
     regions = "".join(figure_block(a) for k, a in art.items() if k.startswith("fig-analysis-regions-"))
     means = "".join(figure_block(a) for k, a in art.items()
                     if k.startswith("fig-analysis-means-") or k.startswith("fig-analysis-difference-"))
-    facex = "".join(figure_block(a) for k, a in art.items() if k.startswith("fig-analysis-facex-"))
+    facex = "".join(figure_block(a) for k, a in art.items()
+                    if k.startswith("fig-analysis-facex-") or k.startswith("fig-analysis-patches-"))
     parts.append(f"""## Attribution by face region
 
 {regions}
@@ -456,3 +472,45 @@ which hides differences between groups).
 {facex}
 {table_block(art['tab-analysis-facex'])}""")
     return "\n".join(parts)
+
+
+def method_page(method: dict[str, Any], art: Artifacts) -> str:
+    """One attribution method: what it computes, formula, paper, parameters used, gallery and scores."""
+    name = method["name"]
+    slug = name.replace(".", "-").replace("_", "-")
+    figure = art.get(f"fig-method-{slug}")
+    summary = art["tab-evaluation-summary"].frame if "tab-evaluation-summary" in art else pd.DataFrame()
+    scores = summary[summary["method"] == name] if len(summary) else summary
+    shown = (scores.assign(value=[_interval(pd.Series({"value": r.mean, "ci_low": r.ci_low, "ci_high": r.ci_high}))
+                                  for r in scores.itertuples()])
+             .pivot(index="metric", columns="model", values="value").reset_index()) if len(scores) else scores
+    sanity = art.get("tab-sanity")
+    sanity_rows = sanity.frame[sanity.frame["method"] == name] if sanity is not None else pd.DataFrame()
+    sanity_text = ("Not part of the randomisation check (see `attribution.sanity_methods`)." if sanity_rows.empty else
+                   f"After re-initialising every layer the maps keep a Spearman correlation of "
+                   f"{float(sanity_rows.iloc[0]['spearman after full randomisation']):.2f} with the original: "
+                   + ("**passes** (the map depends on the model)." if bool(sanity_rows.iloc[0]["passes"]) else
+                      "**fails**: the map barely depends on the model's weights."))
+    skipped = "".join(f"\n- Model {escape(m)}: skipped, {escape(r)}" for m, r in method["skipped"].items())
+    return f"""# {escape(method['title'])} ({escape(method['library'].capitalize())})
+
+- **Family:** {escape(method['family'])}; **map:** {'signed (diverging colours, white at zero)' if method['signed'] else 'absolute (sequential colours)'}
+- **Paper:** [{escape(method['paper'])}]({method['url']})
+- **Explained:** the logit of each model's predicted class.
+- **Parameters used:** {escape(method['caption'])}{skipped}
+- **More:** {method_link(name, 'the method explained')} on the methods page.
+
+\\[ {method['formula']} \\]
+
+{figure_block(figure, prefix='../') if figure else 'No map to show.'}
+## Scores
+
+Means over the explained images with 95 % bootstrap intervals; definitions on the
+[evaluation page](../evaluation.md).
+
+{table_markdown(shown) if len(shown) else 'No scores.'}
+
+## Sanity check
+
+{sanity_text}
+"""
