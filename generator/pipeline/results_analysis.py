@@ -138,10 +138,30 @@ def _fair_vs_biased(run: Run, data: _Data, pair: tuple[str, str], prov: dict[str
                "Holm-corrected across methods; '*' marks detection (corrected p < 0.05).")
     table = run.publisher.table("tab-analysis-fair-vs-biased", title="Does the explanation find the shortcut?",
                                 caption=caption, page="analysis.md", provenance=prov, make=comparison)
+    run.publisher.table(
+        "tab-analysis-fair-vs-biased-regions", title="Fair vs biased: attribution share per region",
+        caption=f"For every face region (and the face as a whole: skin, eyes, brows, nose, mouth): mean share of "
+                f"attribution of models '{fair}' and '{biased}' on the same explained images, difference with a 95% "
+                "bootstrap interval and a one-sided paired sign-flip permutation test of biased > fair (2000 "
+                "permutations), Holm-corrected across methods within each region; read the difference and its "
+                "interval for shifts in the other direction.", page="analysis.md", provenance=prov,
+        make=lambda: _region_comparisons(data, fair, biased, run.config.seed, titles))
     run.publisher.figure("fig-analysis-fair-vs-biased", title="Attribution on the shortcut cue, fair vs biased",
                          caption=caption, alt="Dots of cue attribution share for both models per method.",
                          page="analysis.md", provenance=prov,
                          make=lambda: fair_vs_biased(table.frame, model_a=fair, model_b=biased))
+
+
+def _region_comparisons(data: _Data, fair: str, biased: str, seed: int, titles: dict[str, str]) -> pd.DataFrame:
+    from generator.analysis.compare import compare_models_on_region
+    from generator.datasets.synthetic import REGIONS
+
+    regions = {"face": ["skin", "eyes", "brows", "nose", "mouth"], **{r: [r] for r in REGIONS}}
+    frames = [compare_models_on_region(data.shares(), region=members, model_a=fair, model_b=biased,
+                                       n_permutations=2000, seed=seed, method_labels=titles,
+                                       region_label=name).assign(region=name)
+              for name, members in regions.items()]
+    return pd.concat(frames, ignore_index=True).drop(columns=["sentence"])
 
 
 def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
@@ -171,6 +191,17 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
             alt=f"Grid of mean {title} maps per model and skin-tone band.", page="analysis.md", provenance=prov,
             make=lambda method=method: group_mean_grid(_means(data, method, groups), row_label="model",
                                                        background=mean_face, n=_counts(data, method, groups)))
+        reference = sorted(set(groups))[0]
+        for model in data.models:
+            run.publisher.figure(
+                f"fig-analysis-groups-{slug}-{model}", title=f"{title}: each band minus {reference}, model '{model}'",
+                caption=f"Difference of the mean aligned {title} maps of model '{model}' between each skin-tone band "
+                        f"and the reference band {reference}; contours: pixels with a family-wise corrected p < 0.05 "
+                        f"(two-sample permutation test of Welch t, {N_PERMUTATIONS} permutations, max-statistic "
+                        "correction). One symmetric colour scale, white at zero.",
+                alt=f"Difference maps between skin-tone bands for model {model}.", page="analysis.md",
+                provenance=prov, make=lambda method=method, model=model: _group_difference_figure(
+                    data, method, model, groups, reference, mean_face, run.config.seed, difference_maps))
         if pair:
             run.publisher.figure(
                 f"fig-analysis-difference-{slug}", title=f"Biased minus fair: {title}",
@@ -206,6 +237,19 @@ def _difference_figure(data: _Data, method: str, groups: np.ndarray, pair: tuple
     for group in sorted(set(groups)):
         keep = groups == group
         result = permutation_test_maps(biased[keep], fair[keep], n_permutations=N_PERMUTATIONS, seed=seed)
+        diffs[group], significant[group] = result.difference, result.significant
+    return plot(diffs, significant, background=mean_face)
+
+
+def _group_difference_figure(data: _Data, method: str, model: str, groups: np.ndarray, reference: str,
+                             mean_face: np.ndarray, seed: int, plot) -> Any:
+    from generator.analysis.stats import permutation_test_maps
+
+    aligned = data.aligned(model, method)
+    diffs, significant = {}, {}
+    for group in sorted(set(groups) - {reference}):
+        result = permutation_test_maps(aligned[groups == group], aligned[groups == reference],
+                                       n_permutations=N_PERMUTATIONS, seed=seed)
         diffs[group], significant[group] = result.difference, result.significant
     return plot(diffs, significant, background=mean_face)
 

@@ -443,10 +443,11 @@ clearly more attribution on the mark than the fair model's, on the same images s
 {findings}
 
 {figure_block(art['fig-analysis-fair-vs-biased'])}
-{table_block(comparison)}""")
+{table_block(comparison)}
+{table_link_block(art['tab-analysis-fair-vs-biased-regions'])}""")
     regions = "".join(figure_block(a) for k, a in art.items() if k.startswith("fig-analysis-regions-"))
     means = "".join(figure_block(a) for k, a in art.items()
-                    if k.startswith("fig-analysis-means-") or k.startswith("fig-analysis-difference-"))
+                    if k.startswith(("fig-analysis-means-", "fig-analysis-difference-", "fig-analysis-groups-")))
     facex = "".join(figure_block(a) for k, a in art.items()
                     if k.startswith("fig-analysis-facex-") or k.startswith("fig-analysis-patches-"))
     parts.append(f"""## Attribution by face region
