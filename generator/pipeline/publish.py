@@ -22,9 +22,11 @@ from generator.report.artifacts import FigureArtifact, TableArtifact
 
 __all__ = ["Publisher"]
 
-# Figures are re-rendered when the plotting code changes; tables when the metric code does.
-FIGURE_CODE = ("generator.figures",)
-TABLE_CODE = ("generator.bias",)
+# A figure or table is recomputed when any code that can change it changes: the plotting
+# code, the metric and analysis code, and the pipeline modules whose functions build it.
+COMPUTE_CODE = ("generator.bias", "generator.evaluation", "generator.analysis", "generator.pipeline")
+FIGURE_CODE = ("generator.figures", *COMPUTE_CODE)
+TABLE_CODE = COMPUTE_CODE
 
 
 class Publisher:
