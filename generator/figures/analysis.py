@@ -10,9 +10,7 @@ carry the gid ``"attribution"`` so tests and readers can find them.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -22,7 +20,7 @@ from matplotlib.figure import Figure
 
 from generator.errors import DataError
 from generator.figures.bias import group_colours
-from generator.figures.export import STYLE, new_figure
+from generator.figures.export import STYLE, new_figure, styled
 
 __all__ = ["difference_maps", "face_prototype", "fair_vs_biased", "group_mean_grid", "patch_gallery",
            "region_share_bars"]
@@ -35,13 +33,6 @@ GID = "attribution"
 _PANEL_IN = 1.35
 
 
-def _styled(function: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Draw inside the project style, so texts added after ``new_figure`` get its sizes too."""
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with matplotlib.rc_context(STYLE):
-            return function(*args, **kwargs)
-    return wrapper
 
 
 def shared_norm(arrays: Sequence[np.ndarray], *, signed: bool, vmax: float | None = None) -> Normalize:
@@ -85,7 +76,7 @@ def _grid(n_rows: int, n_cols: int, extra_width: float = 1.2):
     return fig, axes
 
 
-@_styled
+@styled
 def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label: str,
                     background: np.ndarray | None = None, signed: bool = False,
                     n: Mapping[str, Mapping[str, int]] | None = None, vmax: float | None = None,
@@ -133,7 +124,7 @@ def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label:
     return fig
 
 
-@_styled
+@styled
 def difference_maps(diffs: Mapping[str, np.ndarray], significant: Mapping[str, np.ndarray] | None = None, *,
                     background: np.ndarray | None = None, vmax: float | None = None, ncols: int = 4,
                     colorbar_label: str = "difference of mean share") -> Figure:
@@ -174,7 +165,7 @@ def _labels(table: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     return table[list(by)].astype(str).agg(", ".join, axis=1)
 
 
-@_styled
+@styled
 def region_share_bars(summary: pd.DataFrame, *, by: str | Sequence[str], region_order: Sequence[str],
                       groups: Sequence[str] | None = None, ylabel: str = "share of attribution") -> Figure:
     """Grouped bars of the mean share per region, one bar per group, with 95 % bootstrap intervals.
@@ -221,7 +212,7 @@ def _prototype_image(template: np.ndarray, scores: Mapping[str, float], region_n
     return painted
 
 
-@_styled
+@styled
 def face_prototype(scores: pd.DataFrame, *, template_mask: np.ndarray, region_names: Sequence[str],
                    groups: Sequence[str], group_col: str | None = None, vmin: float = 0.0,
                    vmax: float | None = None, skip: Sequence[str] = ("background",),
@@ -277,7 +268,7 @@ def _as_rgb01(crop: np.ndarray) -> np.ndarray:
     return np.clip(array / 255.0 if array.size and array.max() > 1.0 else array, 0.0, 1.0)
 
 
-@_styled
+@styled
 def patch_gallery(crops: Sequence[np.ndarray], table: pd.DataFrame, *, ncols: int = 10,
                   label_cols: Sequence[str] = ("region",)) -> Figure:
     """Crops of the high-impact patches in a grid, each titled with its label columns and score.
@@ -316,7 +307,7 @@ def _overall(comparison: pd.DataFrame, method_col: str) -> pd.DataFrame:
     return comparison[keep].reset_index(drop=True)
 
 
-@_styled
+@styled
 def fair_vs_biased(comparison: pd.DataFrame, *, method_col: str = "method", model_a: str = "fair",
                    model_b: str = "biased", method_labels: Mapping[str, str] | None = None) -> Figure:
     """Per method: the two models' mean shares on the region, and their paired difference with CI.

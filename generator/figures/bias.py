@@ -8,18 +8,15 @@ stays the same across figures. Missing values are drawn as "n/a", never as 0.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy.stats import norm
 
-from generator.figures.export import STYLE, new_figure
+from generator.figures.export import STYLE, new_figure, styled
 
 __all__ = ["GROUP_PALETTE", "confusion_matrices", "det_curves", "fpr_inflation", "group_colours",
            "metric_by_group", "rank1_heatmap", "reliability", "roc_curves", "score_violins"]
@@ -33,13 +30,6 @@ METRIC_LABELS = {"base_rate": "base rate", "accuracy": "accuracy", "tpr": "TPR (
 _DET_TICKS = (1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)
 
 
-def _styled(function: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Draw inside the project style, so texts added after ``new_figure`` get its sizes too."""
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with matplotlib.rc_context(STYLE):
-            return function(*args, **kwargs)
-    return wrapper
 
 
 def group_colours(groups: Sequence[str]) -> dict[str, str]:
@@ -60,7 +50,7 @@ def _percent(value: float) -> str:
 
 # --------------------------------------------------------------------------- classification
 
-@_styled
+@styled
 def metric_by_group(by_group: pd.DataFrame, *, metrics: Sequence[str], attributes: str, class_: int = 1,
                     groups: Sequence[str] | None = None) -> Figure:
     """Dot-and-whisker plot of rates per group with their bootstrap intervals, one panel per metric.
@@ -101,7 +91,7 @@ def _dot_panel(ax, values: pd.DataFrame, order: list[str], colours: Mapping[str,
     ax.grid(axis="x", linewidth=0.3, alpha=0.5)
 
 
-@_styled
+@styled
 def confusion_matrices(confusion: pd.DataFrame, *, attributes: str, class_names: Sequence[str],
                        groups: Sequence[str] | None = None) -> Figure:
     """One row-normalised confusion matrix per group, counts written in the cells.
@@ -141,7 +131,7 @@ def _heatmap(ax, counts: np.ndarray, class_names: Sequence[str]) -> None:
     ax.set(xlabel="predicted", ylabel="true")
 
 
-@_styled
+@styled
 def reliability(calibration: pd.DataFrame, ece: pd.DataFrame, *, attributes: str,
                 groups: Sequence[str] | None = None) -> Figure:
     """Reliability curves per group (top) and images per confidence bin (bottom).
@@ -190,7 +180,7 @@ def _line_style(subgroup: str) -> str:
     return "--" if subgroup == OVERALL else "-"
 
 
-@_styled
+@styled
 def roc_curves(roc: pd.DataFrame, *, log_fpr: bool = True, groups: Sequence[str] | None = None) -> Figure:
     """ROC per subgroup (overall dashed), FPR on a log axis by default."""
     order, colours = _curve_groups(roc, groups)
@@ -216,7 +206,7 @@ def _outside_legend(fig: Figure, ax) -> None:
         fig.legend(handles, labels, frameon=False, fontsize=6, loc="outside right center")
 
 
-@_styled
+@styled
 def det_curves(det: pd.DataFrame, *, groups: Sequence[str] | None = None) -> Figure:
     """DET curves on normal-deviate axes (``norm.ppf`` of FPR and FNR), ticks in percent.
 
@@ -240,7 +230,7 @@ def det_curves(det: pd.DataFrame, *, groups: Sequence[str] | None = None) -> Fig
     return fig
 
 
-@_styled
+@styled
 def score_violins(scores: pd.DataFrame, *, thresholds: dict[str, float] | None = None,
                   groups: Sequence[str] | None = None) -> Figure:
     """Genuine (solid) and imposter (pale, hatched) score distributions per subgroup.
@@ -292,7 +282,7 @@ def _threshold_lines(ax, thresholds: Mapping[str, float], order: list[str]) -> N
             ax.axhline(value, color="black", linewidth=0.8, linestyle=next(styles, "--"), label=name)
 
 
-@_styled
+@styled
 def fpr_inflation(fpr_at_global: pd.DataFrame, *, groups: Sequence[str] | None = None) -> Figure:
     """Actual / intended FPR per subgroup at each intended FAR with the global threshold.
 
@@ -320,7 +310,7 @@ def fpr_inflation(fpr_at_global: pd.DataFrame, *, groups: Sequence[str] | None =
     return fig
 
 
-@_styled
+@styled
 def rank1_heatmap(confusion: pd.DataFrame, *, groups: Sequence[str] | None = None) -> Figure:
     """Where rank-1 errors land: probe subgroup (rows) x nearest wrong neighbour's subgroup (columns).
 

@@ -7,9 +7,10 @@ metadata, so a figure found on its own still says where it came from.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib
 
@@ -17,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["FORMATS", "STYLE", "figure_bytes", "new_figure"]
+__all__ = ["FORMATS", "STYLE", "figure_bytes", "new_figure", "styled"]
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -41,6 +42,15 @@ STYLE: dict[str, Any] = {
         color=["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
     ),
 }
+
+
+def styled(function: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw inside the project style, so texts added after ``new_figure`` get its sizes too."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with plt.rc_context(STYLE):
+            return function(*args, **kwargs)
+    return wrapper
 
 
 def new_figure(width_in: float = 6.5, height_in: float = 3.0, **subplot_kw: Any) -> tuple[Figure, Any]:

@@ -166,7 +166,7 @@ def _region_comparisons(data: _Data, fair: str, biased: str, seed: int, titles: 
 
 def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
     from generator.analysis.alignment import warp_to_template
-    from generator.figures.analysis import difference_maps, group_mean_grid
+    from generator.figures.analysis import difference_maps
 
     transforms, report = data.alignment()
     run.publisher.table("tab-analysis-alignment", title="Alignment of the explained faces",
@@ -189,8 +189,7 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                     f"its landmarks; {n_aligned} of {len(report)} images aligned) per model (rows) and skin-tone band "
                     "(columns), over the mean aligned face. One colour scale for the whole figure.",
             alt=f"Grid of mean {title} maps per model and skin-tone band.", page="analysis.md", provenance=prov,
-            make=lambda method=method: group_mean_grid(_means(data, method, groups), row_label="model",
-                                                       background=mean_face, n=_counts(data, method, groups)))
+            make=lambda method=method: _mean_grid(data, method, groups, mean_face))
         reference = sorted(set(groups))[0]
         for model in data.models:
             run.publisher.figure(
@@ -214,18 +213,21 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                                                                                run.config.seed, difference_maps))
 
 
-def _means(data: _Data, method: str, groups: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+def _mean_grid(data: _Data, method: str, groups: np.ndarray, mean_face: np.ndarray) -> Any:
+    from generator.figures.analysis import group_mean_grid
+
+    means, counts = _means_and_counts(data, method, groups)
+    return group_mean_grid(means, row_label="model", background=mean_face, n=counts)
+
+
+def _means_and_counts(data: _Data, method: str, groups: np.ndarray) -> tuple[dict, dict]:
+    """Per model and group: the mean aligned map and the number of images behind it."""
     from generator.analysis.group_maps import group_means
 
-    return {model: {g: m for g, (m, _) in group_means(data.aligned(model, method), groups).items()}
-            for model in data.models}
-
-
-def _counts(data: _Data, method: str, groups: np.ndarray) -> dict[str, dict[str, int]]:
-    from generator.analysis.group_maps import group_means
-
-    return {model: {g: n for g, (_, n) in group_means(data.aligned(model, method), groups).items()}
-            for model in data.models}
+    per_model = {model: group_means(data.aligned(model, method), groups) for model in data.models}
+    means = {model: {g: mean for g, (mean, _) in found.items()} for model, found in per_model.items()}
+    counts = {model: {g: n for g, (_, n) in found.items()} for model, found in per_model.items()}
+    return means, counts
 
 
 def _difference_figure(data: _Data, method: str, groups: np.ndarray, pair: tuple[str, str], mean_face: np.ndarray,

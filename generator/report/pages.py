@@ -12,7 +12,13 @@ import pandas as pd
 import yaml
 
 from generator.report.artifacts import FigureArtifact, TableArtifact
-from generator.report.markdown import escape, figure_block, table_block, table_link_block, table_markdown
+from generator.report.markdown import (
+    escape,
+    figure_block,
+    table_block,
+    table_link_block,
+    table_markdown,
+)
 
 __all__ = ["dataset_page", "models_page", "reproducibility_page", "accuracy_gaps"]
 
