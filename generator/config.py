@@ -38,6 +38,7 @@ __all__ = [
     "ReportConfig",
     "SyntheticConfig",
     "TrainingConfig",
+    "VerificationConfig",
     "config_hash",
     "load_config",
     "parse_config",
@@ -175,6 +176,25 @@ class AttributionConfig(_Strict):
         return self
 
 
+class VerificationConfig(_Strict):
+    """An optional face-verification pairs table to audit, in the BFW datatable format.
+
+    BFW's ``bfw-v0.1.5-datatable.csv`` ships similarity scores of three networks, so no
+    images are needed; ``score`` picks the column (vgg16, resnet50 or senet50).
+    """
+
+    pairs_table: Path | None = None
+    score: str = "resnet50"
+
+    @field_validator("pairs_table")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"file not found: '{value}' (a BFW datatable CSV with columns fold, p1, p2, label, "
+                             "id1, id2, att1, att2, vgg16, resnet50, senet50, a1, a2, g1, g2, e1, e2)")
+        return value
+
+
 class ReportConfig(_Strict):
     """What the pages and the deck show."""
 
@@ -210,6 +230,7 @@ class Config(_Strict):
     )
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    verification: VerificationConfig = Field(default_factory=VerificationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 

@@ -25,6 +25,7 @@ def tiny_config(workdir: Path, **overrides) -> Config:
                         "params": {"captum.integrated_gradients": {"steps": 8}},
                         "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
                         "sanity_methods": ["captum.saliency", "captum.guided_backprop"], "sanity_images": 3},
+        "verification": {"pairs_table": str(write_bfw_table(workdir / "bfw-datatable.csv"))},
         "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b> " + HOSTILE},
         "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
                    "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
@@ -33,6 +34,40 @@ def tiny_config(workdir: Path, **overrides) -> Config:
     for key, value in overrides.items():
         raw[key] = value
     return parse_config(raw, source="tiny")
+
+
+BFW_GROUPS = {"AF": ("asian_females", "F", "A"), "AM": ("asian_males", "M", "A"),
+              "BF": ("black_females", "F", "B"), "BM": ("black_males", "M", "B"),
+              "IF": ("indian_females", "F", "I"), "IM": ("indian_males", "M", "I"),
+              "WF": ("white_females", "F", "W"), "WM": ("white_males", "M", "W")}
+
+
+def write_bfw_table(path: Path, *, identities: int = 10, images: int = 4, seed: int = 0) -> Path:
+    """A small pairs table in the BFW datatable format (made-up scores; genuine pairs score higher)."""
+    import itertools
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for code, (folder, gender, ethnicity) in BFW_GROUPS.items():
+        people = [f"{folder}/n{code}{k:02d}" for k in range(identities)]
+        for k, person in enumerate(people):
+            fold = k % 5 + 1
+            for a, b in itertools.combinations(range(images), 2):
+                rows.append((fold, f"{person}/{a}.jpg", f"{person}/{b}.jpg", 1, k, k, rng.normal(0.6, 0.1)))
+            for j in range(k + 5, identities, 5):  # imposters: same subgroup, same fold
+                for a in range(images):
+                    rows.append((fold, f"{person}/{a}.jpg", f"{people[j]}/{a}.jpg", 0, k, j, rng.normal(0.2, 0.1)))
+        rows = [(*r[:7], folder, code, gender, ethnicity) if len(r) == 7 else r for r in rows]
+    table = pd.DataFrame(rows, columns=["fold", "p1", "p2", "label", "id1", "id2", "score", "att", "a", "g", "e"])
+    out = table[["fold", "p1", "p2", "label", "id1", "id2"]].assign(
+        att1=table["att"], att2=table["att"], vgg16=table["score"], resnet50=table["score"],
+        senet50=table["score"], a1=table["a"], a2=table["a"], g1=table["g"], g2=table["g"], e1=table["e"],
+        e2=table["e"])
+    out.to_csv(path, index=False)
+    return path
 
 
 def copy_site_sources(workdir: Path) -> None:

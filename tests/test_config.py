@@ -80,3 +80,8 @@ def test_config_hash_changes_with_any_setting():
 def test_config_hash_ignores_output_locations():
     moved = parse_config({"output": {"results_dir": "elsewhere/docs/results", "cache_dir": "/tmp/c"}})
     assert config_hash(moved) == config_hash(Config())
+
+
+def test_missing_pairs_table_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"verification.pairs_table.*file not found: '.*nope.csv'.*BFW datatable"):
+        parse_config({"verification": {"pairs_table": str(tmp_path / "nope.csv")}})

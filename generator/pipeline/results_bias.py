@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from generator.pipeline.cache import file_sha256
 from generator.pipeline.state import Run, evaluation_table
 
 __all__ = ["ATTRIBUTES", "N_BOOT", "SUBGROUP", "bias_results"]
@@ -26,6 +27,21 @@ def bias_results(run: Run) -> None:
     for name, frame in evaluation.items():
         _classification(run, name, _lazy(lambda frame=frame: _classification_report(frame, run.config.seed)))
         _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
+    table = run.config.verification.pairs_table
+    if table is not None:
+        _verification(run, "pairs-table", _lazy(lambda: _table_reports(run)),
+                      pairs_text=f"Pairs and similarity scores (column '{run.config.verification.score}') read from "
+                                 f"the BFW-format table '{table.name}'; thresholds chosen on the other folds.",
+                      prov_extra={"table_sha256": file_sha256(table), "score": run.config.verification.score},
+                      subject=f"pairs table '{table.name}'", with_rank1=False)
+
+
+def _table_reports(run: Run) -> tuple[Any, None]:
+    from generator.bias.pairs import read_bfw_datatable
+    from generator.bias.verification import verification_report
+
+    pairs = read_bfw_datatable(run.config.verification.pairs_table, score=run.config.verification.score)
+    return verification_report(pairs, seed=run.config.seed), None
 
 
 def _lazy(function: Callable[[], Any]) -> Callable[[], Any]:
@@ -93,21 +109,25 @@ def _verification_reports(run: Run, model: str) -> tuple[Any, Any]:
     return verification_report(pairs, seed=run.config.seed), confusion
 
 
-def _verification(run: Run, model: str, reports: Callable[[], Any]) -> None:
+def _verification(run: Run, model: str, reports: Callable[[], Any], *, pairs_text: str | None = None,
+                  prov_extra: dict[str, Any] | None = None, subject: str | None = None,
+                  with_rank1: bool = True) -> None:
     from generator.figures import bias as figs
 
     pub = run.publisher
     prov = {**run.provenance, "model": model, "subgroup": list(SUBGROUP), "pairs": "genuine: up to 20 per identity; "
-            "imposters: 5 per genuine, same subgroup; 5 subject-disjoint folds"}
+            "imposters: 5 per genuine, same subgroup; 5 subject-disjoint folds", **(prov_extra or {})}
     page = "bias-verification.md"
-    pairs_text = (f"Pairs of evaluation images scored by the cosine similarity of model '{model}''s pooled features; "
-                  "genuine pairs share an identity, imposter pairs are different identities of the same subgroup "
-                  "(skin-tone band / age group); 5 subject-disjoint folds, thresholds chosen on the other folds.")
-    pub.table(f"tab-verification-tar-{model}", title=f"TAR at FAR by subgroup, model '{model}'",
+    subject = subject or f"model '{model}'"
+    pairs_text = pairs_text or (
+        f"Pairs of evaluation images scored by the cosine similarity of model '{model}''s pooled features; "
+        "genuine pairs share an identity, imposter pairs are different identities of the same subgroup "
+        "(skin-tone band / age group); 5 subject-disjoint folds, thresholds chosen on the other folds.")
+    pub.table(f"tab-verification-tar-{model}", title=f"TAR at FAR by subgroup, {subject}",
               caption=f"{pairs_text} TAR at each intended FAR with one global threshold and with per-subgroup "
                       "thresholds (mean and SD over folds). Empty where the FAR needs more imposters than exist.",
               page=page, provenance=prov, make=lambda: reports()[0].tar_at_far)
-    pub.table(f"tab-verification-fpr-{model}", title=f"FPR at the global threshold, model '{model}'",
+    pub.table(f"tab-verification-fpr-{model}", title=f"FPR at the global threshold, {subject}",
               caption=f"{pairs_text} The false positive rate each subgroup actually gets when one global threshold "
                       "is set for the intended FAR, and its percent difference from the intended FAR.",
               page=page, provenance=prov, make=lambda: reports()[0].fpr_at_global)
@@ -127,6 +147,8 @@ def _verification(run: Run, model: str, reports: Callable[[], Any]) -> None:
          "falling in each subgroup.", lambda: figs.rank1_heatmap(reports()[1])),
     )
     for slug, title, what, make in figures:
-        pub.figure(f"fig-verification-{slug}-{model}", title=f"{title}, model '{model}'",
-                   caption=f"{what} {pairs_text}", alt=f"{title} for model {model}.", page=page,
+        if slug == "rank1" and not with_rank1:
+            continue  # a pairs table has no embeddings, so no nearest-neighbour search
+        pub.figure(f"fig-verification-{slug}-{model}", title=f"{title}, {subject}",
+                   caption=f"{what} {pairs_text}", alt=f"{title} for {subject}.", page=page,
                    provenance=prov, make=make)

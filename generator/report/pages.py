@@ -261,12 +261,15 @@ the note says why. A group smaller than 30 images is reported with a note, never
 def bias_verification_page(facts: dict[str, Any], art: Artifacts) -> str:
     """Face-verification bias after Robinson et al. (2020), on pairs of evaluation images."""
     sections = []
-    for model in _models(facts):
+    subjects = [(m, f"Model {escape(m)}") for m in _models(facts)]
+    if "tab-verification-tar-pairs-table" in art:
+        subjects.append(("pairs-table", "Pairs table (BFW format)"))
+    for model, heading in subjects:
         tar = art[f"tab-verification-tar-{model}"]
         fpr = art[f"tab-verification-fpr-{model}"]
-        figures = "".join(figure_block(art[f"fig-verification-{slug}-{model}"])
-                          for slug in ("roc", "det", "scores", "fpr-inflation", "rank1"))
-        sections.append(f"""## Model {escape(model)}
+        figures = "".join(figure_block(art[key]) for slug in ("roc", "det", "scores", "fpr-inflation", "rank1")
+                          if (key := f"fig-verification-{slug}-{model}") in art)
+        sections.append(f"""## {heading}
 
 {table_block(tar)}
 {table_block(fpr)}

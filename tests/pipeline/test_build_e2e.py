@@ -24,6 +24,7 @@ def test_pages_and_manifest(tiny_build):
             "fig-analysis-fair-vs-biased", "fig-analysis-means-captum-integrated-gradients"} <= figure_ids
     assert {"tab-evaluation-summary", "tab-evaluation-ranking", "tab-sanity", "tab-agreement",
             "tab-analysis-fair-vs-biased", "tab-analysis-region-shares"} <= table_ids
+    assert {"tab-verification-tar-pairs-table", "fig-verification-det-pairs-table"} <= figure_ids | table_ids
     for model in ("fair", "biased"):
         assert {f"fig-bias-rates-{model}", f"fig-verification-roc-{model}", f"fig-verification-det-{model}"} <= figure_ids
         assert {f"tab-bias-rates-{model}", f"tab-bias-disparities-{model}", f"tab-verification-tar-{model}"} <= table_ids
