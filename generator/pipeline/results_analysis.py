@@ -199,8 +199,9 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                         f"(two-sample permutation test of Welch t, {N_PERMUTATIONS} permutations, max-statistic "
                         "correction). One symmetric colour scale, white at zero.",
                 alt=f"Difference maps between skin-tone bands for model {model}.", page="analysis.md",
-                provenance=prov, make=lambda method=method, model=model: _group_difference_figure(
-                    data, method, model, groups, reference, mean_face, run.config.seed, difference_maps))
+                provenance=prov, make=lambda method=method, model=model: _difference_figure(
+                    _between_groups(data, method, model, groups, reference), mean_face, run.config.seed,
+                    difference_maps))
         if pair:
             run.publisher.figure(
                 f"fig-analysis-difference-{slug}", title=f"Biased minus fair: {title}",
@@ -209,8 +210,8 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                         f"of Welch t, {N_PERMUTATIONS} permutations, max-statistic correction). One symmetric colour "
                         "scale, white at zero.",
                 alt=f"Difference maps of {title}, biased minus fair, per skin-tone band.", page="analysis.md",
-                provenance=prov, make=lambda method=method: _difference_figure(data, method, groups, pair, mean_face,
-                                                                               run.config.seed, difference_maps))
+                provenance=prov, make=lambda method=method: _difference_figure(
+                    _between_models(data, method, pair, groups), mean_face, run.config.seed, difference_maps))
 
 
 def _mean_grid(data: _Data, method: str, groups: np.ndarray, mean_face: np.ndarray) -> Any:
@@ -230,30 +231,26 @@ def _means_and_counts(data: _Data, method: str, groups: np.ndarray) -> tuple[dic
     return means, counts
 
 
-def _difference_figure(data: _Data, method: str, groups: np.ndarray, pair: tuple[str, str], mean_face: np.ndarray,
-                       seed: int, plot) -> Any:
+def _difference_figure(comparisons: dict[str, tuple[np.ndarray, np.ndarray]], mean_face: np.ndarray, seed: int,
+                       plot) -> Any:
+    """Per panel: mean(x) - mean(y) of two sets of aligned maps, with corrected pixel-wise significance."""
     from generator.analysis.stats import permutation_test_maps
 
-    fair, biased = data.aligned(pair[0], method), data.aligned(pair[1], method)
     diffs, significant = {}, {}
-    for group in sorted(set(groups)):
-        keep = groups == group
-        result = permutation_test_maps(biased[keep], fair[keep], n_permutations=N_PERMUTATIONS, seed=seed)
-        diffs[group], significant[group] = result.difference, result.significant
+    for label, (x, y) in comparisons.items():
+        result = permutation_test_maps(x, y, n_permutations=N_PERMUTATIONS, seed=seed)
+        diffs[label], significant[label] = result.difference, result.significant
     return plot(diffs, significant, background=mean_face)
 
 
-def _group_difference_figure(data: _Data, method: str, model: str, groups: np.ndarray, reference: str,
-                             mean_face: np.ndarray, seed: int, plot) -> Any:
-    from generator.analysis.stats import permutation_test_maps
-
+def _between_groups(data: _Data, method: str, model: str, groups: np.ndarray, reference: str) -> dict:
     aligned = data.aligned(model, method)
-    diffs, significant = {}, {}
-    for group in sorted(set(groups) - {reference}):
-        result = permutation_test_maps(aligned[groups == group], aligned[groups == reference],
-                                       n_permutations=N_PERMUTATIONS, seed=seed)
-        diffs[group], significant[group] = result.difference, result.significant
-    return plot(diffs, significant, background=mean_face)
+    return {g: (aligned[groups == g], aligned[groups == reference]) for g in sorted(set(groups) - {reference})}
+
+
+def _between_models(data: _Data, method: str, pair: tuple[str, str], groups: np.ndarray) -> dict:
+    fair, biased = data.aligned(pair[0], method), data.aligned(pair[1], method)
+    return {g: (biased[groups == g], fair[groups == g]) for g in sorted(set(groups))}
 
 
 def _facex(run: Run, data: _Data, prov: dict[str, Any]) -> None:
