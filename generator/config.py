@@ -281,10 +281,14 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
 def config_hash(config: Config) -> str:
     """A short, stable hash of every setting that can change a result.
 
-    ``output`` (where files go) is left out: the same settings written to another
-    folder give the same numbers and the same hash.
+    ``output`` (where files go) is left out and input files count by their content:
+    the same settings and data in another folder give the same numbers and the same hash.
     """
-    text = json.dumps(config.model_dump(mode="json", exclude={"output"}), sort_keys=True)
+    settings = config.model_dump(mode="json", exclude={"output"})
+    table = config.verification.pairs_table
+    if table is not None:  # identify an input file by its content, not by where it lies
+        settings["verification"]["pairs_table"] = hashlib.sha256(Path(table).read_bytes()).hexdigest()
+    text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

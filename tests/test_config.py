@@ -85,3 +85,13 @@ def test_config_hash_ignores_output_locations():
 def test_missing_pairs_table_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"verification.pairs_table.*file not found: '.*nope.csv'.*BFW datatable"):
         parse_config({"verification": {"pairs_table": str(tmp_path / "nope.csv")}})
+
+
+def test_config_hash_follows_pairs_table_content_not_location(tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("fold,p1\n1,x\n")
+    second.write_text("fold,p1\n1,x\n")
+    same = [config_hash(parse_config({"verification": {"pairs_table": str(p)}})) for p in (first, second)]
+    assert same[0] == same[1]
+    second.write_text("fold,p1\n2,x\n")
+    assert config_hash(parse_config({"verification": {"pairs_table": str(second)}})) != same[0]
