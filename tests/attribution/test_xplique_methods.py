@@ -6,7 +6,6 @@ the same torch weights on both sides.
 """
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -25,8 +24,6 @@ from generator.models.device import import_tensorflow
 from generator.models.keras_twin import to_keras
 from generator.models.nets import SmallCNN, preprocess
 
-if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("xplique") is None:
-    pytest.skip("TensorFlow or Xplique is not installed", allow_module_level=True)
 tf = import_tensorflow()  # Triton before TensorFlow (see generator.models.device)
 
 SIZE = 32
