@@ -6,6 +6,11 @@ images into the framework's input (a normalised NCHW tensor on the compute
 device for PyTorch, a normalised NHWC float32 array for Keras) and
 :meth:`ModelHandle.logits` runs the model without autograd.
 
+The input scaling is the project's own (:data:`generator.models.nets.MEAN` and
+``STD``, 0.5 each) unless a :class:`Preprocessing` says otherwise: a user's model
+brings its input size, channel means and deviations and channel order
+(:mod:`generator.models.adapters` reads them from the configuration).
+
 TensorFlow is never imported here: a Keras handle only calls methods of the
 Keras model it was given.
 """
@@ -15,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
@@ -23,9 +29,124 @@ from torch import nn
 
 from generator.errors import ConfigError, DataError, ModelError
 from generator.models.device import torch_device
-from generator.models.nets import check_images, scale_batch, uint8_tensor
+from generator.models.nets import MEAN, STD, check_images, scale_batch, uint8_tensor
 
-__all__ = ["ModelHandle", "check_pixels", "exact_float32", "keras_handle", "torch_handle"]
+__all__ = ["ModelHandle", "Preprocessing", "check_pixels", "exact_float32", "keras_handle", "prepare_input",
+           "torch_handle"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How uint8 RGB pixels become a model's input.
+
+    The input is ``x = (pixel / 255 - mean) / std`` per channel (``mean`` and ``std``
+    in ``[0, 1]`` pixel units, given in RGB order), then the channels are reversed for a
+    ``"BGR"`` model; NCHW for PyTorch, NHWC for Keras. A model trained on
+    ``(pixel - m) / s`` in byte units takes ``mean = m / 255`` and ``std = s / 255``.
+
+    Parameters
+    ----------
+    size : tuple of int
+        ``(height, width)`` of the model's input, both >= 1.
+    mean : tuple of float
+        Per-channel (R, G, B) mean subtracted after scaling to ``[0, 1]``.
+    std : tuple of float
+        Per-channel (R, G, B) standard deviation, all > 0.
+    channel_order : {"RGB", "BGR"}
+        Channel order the model expects.
+
+    Raises
+    ------
+    ConfigError
+        If a value is out of range; the message names the ``preprocessing`` key.
+    """
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", _size(self.size))
+        object.__setattr__(self, "mean", _triple("mean", self.mean, positive=False))
+        object.__setattr__(self, "std", _triple("std", self.std, positive=True))
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ConfigError(f"preprocessing.channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+
+    @classmethod
+    def coerce(cls, value: Any) -> Preprocessing:
+        """Return ``value`` as a :class:`Preprocessing` (any object with its four attributes, or a dict).
+
+        Parameters
+        ----------
+        value : Preprocessing, dict or object
+            ``size`` is required; ``mean``, ``std`` and ``channel_order`` default as in the class.
+
+        Returns
+        -------
+        Preprocessing
+            The validated settings.
+
+        Raises
+        ------
+        ConfigError
+            If ``size`` is missing or a value is out of range.
+        """
+        if isinstance(value, cls):
+            return value
+        read = value.get if isinstance(value, dict) else partial(getattr, value)
+        if read("size", None) is None:
+            raise ConfigError("preprocessing.size is required: the (height, width) of the model's input")
+        fields = {key: read(key, None) for key in ("size", "mean", "std", "channel_order")}
+        return cls(**{key: item for key, item in fields.items() if item is not None})
+
+
+def _size(value: Any) -> tuple[int, int]:
+    """Validate ``preprocessing.size``: two integers >= 1."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in items):
+        raise ConfigError(f"preprocessing.size must be [height, width], two integers >= 1, got {value!r}")
+    return items
+
+
+def _triple(key: str, value: Any, *, positive: bool) -> tuple[float, float, float]:
+    """Validate ``preprocessing.mean`` / ``std``: three finite numbers (positive for std)."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else ()
+    ok = len(items) == 3 and all(isinstance(v, Real) and not isinstance(v, bool) and np.isfinite(v) for v in items)
+    if not ok or (positive and min(items) <= 0):
+        kind = "positive numbers" if positive else "finite numbers"
+        raise ConfigError(f"preprocessing.{key} must be three {kind} (R, G, B) in [0, 1] pixel units, got {value!r}")
+    return tuple(float(v) for v in items)
+
+
+def prepare_input(images: np.ndarray, preprocessing: Preprocessing, framework: Literal["torch", "keras"],
+                  device: torch.device | None = None) -> torch.Tensor | np.ndarray:
+    """Turn pixels into a model's input with explicit :class:`Preprocessing` (no size check).
+
+    Parameters
+    ----------
+    images : np.ndarray
+        ``(N, H, W, 3)`` RGB, uint8 or float in ``[0, 255]``.
+    preprocessing : Preprocessing
+        Means, deviations and channel order.
+    framework : {"torch", "keras"}
+        ``"torch"``: float32 NCHW tensor on ``device`` (CPU by default); ``"keras"``: float32 NHWC array.
+    device : torch.device, optional
+        Where the torch tensor is computed.
+
+    Returns
+    -------
+    torch.Tensor or np.ndarray
+        The model input.
+
+    Raises
+    ------
+    DataError
+        If the images are not ``(N, H, W, 3)`` uint8 or float in ``[0, 255]``.
+    """
+    check_pixels(images)
+    x = _scale_with(preprocessing, device or torch.device("cpu"), images)
+    return x if framework == "torch" else np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
 
 
 def check_pixels(images: np.ndarray) -> None:
@@ -83,7 +204,11 @@ class ModelHandle:
         ``NHWC pixels -> model input``: for torch handles the normalisation of
         :func:`generator.models.nets.preprocess` done on the model's device (the uint8
         images travel, not float32), for Keras that of :func:`generator.models.nets.normalise`;
-        both also accept float pixels in ``[0, 255]``.
+        both also accept float pixels in ``[0, 255]``. A :class:`Preprocessing` given to
+        :func:`torch_handle` / :func:`keras_handle` replaces that scaling.
+    input_size : tuple of int or None
+        ``(height, width)`` the model takes when a :class:`Preprocessing` declared it;
+        :meth:`prepare` then refuses images of another size. ``None``: any size.
     """
 
     name: str
@@ -92,6 +217,7 @@ class ModelHandle:
     layer_names: tuple[str, ...]
     cam_layer: str | None
     preprocessing: Callable[[np.ndarray], Any] = field(repr=False, compare=False)
+    input_size: tuple[int, int] | None = None
 
     @property
     def device(self) -> torch.device | None:
@@ -117,9 +243,14 @@ class ModelHandle:
         Raises
         ------
         DataError
-            If the images are not ``(N, H, W, 3)`` uint8 or float in ``[0, 255]``.
+            If the images are not ``(N, H, W, 3)`` uint8 or float in ``[0, 255]``, or not of
+            :attr:`input_size`.
         """
         check_pixels(images)
+        if self.input_size is not None and tuple(images.shape[1:3]) != self.input_size:
+            height, width = self.input_size
+            raise DataError(f"model {self.name!r} takes {height}x{width} images (its preprocessing.size), "
+                            f"got {images.shape[1]}x{images.shape[2]}; resize the images or fix preprocessing.size")
         inputs = self.preprocessing(images)
         return inputs.to(self.device) if self.framework == "torch" else inputs
 
@@ -159,7 +290,8 @@ class ModelHandle:
         return np.asarray(self.model(self.prepare(images), training=False))
 
 
-def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None) -> ModelHandle:
+def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None,
+                 preprocessing: Preprocessing | None = None) -> ModelHandle:
     """Wrap a PyTorch classifier; it is put in eval mode and moved to the compute device.
 
     Parameters
@@ -172,6 +304,8 @@ def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None) -
     cam_layer : str, optional
         Default CAM layer; defaults to ``model.cam_layer_name`` when the model has one
         (``"features.conv4"`` for :class:`~generator.models.nets.SmallCNN`).
+    preprocessing : Preprocessing, optional
+        The model's input scaling and size; ``None``: :func:`generator.models.nets.preprocess`, any size.
 
     Returns
     -------
@@ -191,10 +325,15 @@ def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None) -
     cam_layer = cam_layer if cam_layer is not None else getattr(model, "cam_layer_name", None)
     _check_layer(name, cam_layer, layers)
     device = torch_device()
-    return ModelHandle(name, "torch", model.eval().to(device), layers, cam_layer, partial(_scale_on, device))
+    if preprocessing is None:
+        return ModelHandle(name, "torch", model.eval().to(device), layers, cam_layer, partial(_scale_on, device))
+    preprocessing = Preprocessing.coerce(preprocessing)
+    scale = partial(_scale_with, preprocessing, device)
+    return ModelHandle(name, "torch", model.eval().to(device), layers, cam_layer, scale, preprocessing.size)
 
 
-def keras_handle(name: str, model: Any, *, cam_layer: str | None = None) -> ModelHandle:
+def keras_handle(name: str, model: Any, *, cam_layer: str | None = None,
+                 preprocessing: Preprocessing | None = None) -> ModelHandle:
     """Wrap a Keras classifier such as the twin from :func:`generator.models.keras_twin.to_keras`.
 
     Parameters
@@ -206,6 +345,8 @@ def keras_handle(name: str, model: Any, *, cam_layer: str | None = None) -> Mode
     cam_layer : str, optional
         Default CAM layer; defaults to the last layer with convolution filters
         (``"features_conv4"`` for the SmallCNN twin), as Xplique's Grad-CAM does.
+    preprocessing : Preprocessing, optional
+        The model's input scaling and size; ``None``: :func:`generator.models.nets.normalise`, any size.
 
     Returns
     -------
@@ -225,13 +366,27 @@ def keras_handle(name: str, model: Any, *, cam_layer: str | None = None) -> Mode
     if cam_layer is None:
         cam_layer = next((layer.name for layer in reversed(model.layers) if hasattr(layer, "filters")), None)
     _check_layer(name, cam_layer, layers)
-    return ModelHandle(name, "keras", model, layers, cam_layer, _normalise)
+    if preprocessing is None:
+        return ModelHandle(name, "keras", model, layers, cam_layer, _normalise)
+    preprocessing = Preprocessing.coerce(preprocessing)
+    scale = partial(prepare_input, preprocessing=preprocessing, framework="keras")
+    return ModelHandle(name, "keras", model, layers, cam_layer, scale, preprocessing.size)
 
 
 def _scale_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
     """:func:`generator.models.nets.preprocess` computed on ``device`` (uint8 moved, then scaled), floats too."""
     pixels = uint8_tensor(images) if images.dtype == np.uint8 else torch.from_numpy(np.array(images, np.float32))
     return scale_batch(pixels.to(device))
+
+
+def _scale_with(preprocessing: Preprocessing, device: torch.device, images: np.ndarray) -> torch.Tensor:
+    """``(pixel / 255 - mean) / std`` on ``device`` as float32 NCHW, channels reversed for BGR models."""
+    pixels = uint8_tensor(images) if images.dtype == np.uint8 else torch.from_numpy(np.array(images, np.float32))
+    x = pixels.to(device).permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    mean = torch.tensor(preprocessing.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return (x.flip(1) if preprocessing.channel_order == "BGR" else x).contiguous()
 
 
 def _normalise(images: np.ndarray) -> np.ndarray:
