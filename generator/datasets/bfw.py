@@ -11,8 +11,8 @@ Face recognition: too bias, or not too bias? CVPR Workshops.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from generator.datasets.fairface import GENDERS
 from generator.datasets.tables import FaceTable, assemble, check_choices, encode, scan_folder

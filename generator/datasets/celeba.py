@@ -11,8 +11,9 @@ the wild. ICCV.
 """
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,32 +79,53 @@ def read_attribute_list(path: str | Path) -> tuple[list[str], list[str], np.ndar
     lines : list of int
         The line number of each row in the file.
     """
-    text = _read_lines(Path(path), "CelebA attribute list")
-    if len(text) < 2 or not text[0].strip().isdigit():
-        found = repr(text[0].strip()[:40]) if text else "an empty file"
+    head = _read_text(Path(path), "CelebA attribute list").split("\n", 2)
+    if len(head) < 2 or not head[0].strip().isdigit():
         raise DataError(f"CelebA attribute list {path}: expected the number of images on line 1 and the "
-                        f"attribute names on line 2, found {found}")
-    count, names = int(text[0]), text[1].split()
-    rows = [(n, line.split()) for n, line in enumerate(text[2:], start=3) if line.strip()]
+                        f"attribute names on line 2, found {head[0].strip()[:40]!r}")
+    count, names = int(head[0]), head[1].split()
+    rows = _rows(Path(path), head[2] if len(head) > 2 else "", len(names))
     if len(rows) != count:
         raise DataError(f"CelebA attribute list {path}: line 1 says {count} images but {len(rows)} rows follow")
-    for n, fields in rows:
-        if len(fields) != len(names) + 1:
-            raise DataError(f"CelebA attribute list {path}, line {n}: expected an image name and {len(names)} "
-                            f"values (one per attribute on line 2), found {len(fields) - 1} values")
-    values = np.array([fields[1:] for _, fields in rows], dtype=object).reshape(len(rows), len(names))
+    values = rows.iloc[:, 1:].to_numpy()
     bad = np.argwhere((values != "1") & (values != "-1"))
     if len(bad):
         row, col = bad[0]
-        raise DataError(f"CelebA attribute list {path}, line {rows[row][0]}: attribute {names[col]!r} has the "
+        raise DataError(f"CelebA attribute list {path}, line {rows.index[row]}: attribute {names[col]!r} has the "
                         f"value {values[row, col]!r}; accepted: -1, 1")
-    return names, [fields[0] for _, fields in rows], values == "1", [n for n, _ in rows]
+    return names, rows[0].tolist(), values == "1", rows.index.tolist()
+
+
+def _rows(path: Path, body: str, n_names: int) -> pd.DataFrame:
+    """The image rows (text, column 0 the file), indexed by line number; each must hold ``n_names`` values."""
+    try:
+        rows = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, names=range(n_names + 1), dtype=str,
+                           keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=range(n_names + 1))
+    except pd.errors.ParserError:  # a row with too many values
+        _refuse_row_length(path, body, n_names)
+    rows.index += 3
+    rows = rows[(rows != "").any(axis=1)]
+    if (rows == "").any(axis=None):  # a row with too few values
+        _refuse_row_length(path, body, n_names)
+    return rows
+
+
+def _refuse_row_length(path: Path, body: str, n_names: int) -> None:
+    """Raise the error naming the first row that does not hold an image name and ``n_names`` values."""
+    for number, line in enumerate(body.splitlines(), start=3):
+        fields = line.split()
+        if fields and len(fields) != n_names + 1:
+            raise DataError(f"CelebA attribute list {path}, line {number}: expected an image name and {n_names} "
+                            f"values (one per attribute on line 2), found {len(fields) - 1} values")
+    raise DataError(f"CelebA attribute list {path} could not be read as whitespace-separated rows")
 
 
 def _identities(path: Path, files: list[str], annotations: str | Path) -> list[str]:
     """The identity of each file from ``identity_CelebA.txt``."""
     known: dict[str, str] = {}
-    for n, line in enumerate(_read_lines(path, "CelebA identity file"), start=1):
+    for n, line in enumerate(_read_text(path, "CelebA identity file").splitlines(), start=1):
         fields = line.split()
         if fields and len(fields) != 2:
             raise DataError(f"CelebA identity file {path}, line {n}: expected '<image> <identity>', found {line!r}")
@@ -112,14 +134,14 @@ def _identities(path: Path, files: list[str], annotations: str | Path) -> list[s
     missing = [f for f in files if f not in known]
     if missing:
         raise DataError(f"CelebA identity file {path} has no identity for {missing[0]!r} "
-                        f"({len(missing)} images of {annotations} lack one)")
+                        f"({len(missing)} of the {len(files)} images in {annotations} have none)")
     return [known[f] for f in files]
 
 
-def _read_lines(path: Path, what: str) -> list[str]:
+def _read_text(path: Path, what: str) -> str:
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist or is not a file")
     try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None

@@ -18,8 +18,8 @@ from __future__ import annotations
 import calendar
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -118,7 +118,7 @@ def load_fairface(root: str | Path, annotations: str | Path, *, label: str = "ge
 
 def _repair_ages(ages: pd.Series, annotations: str | Path) -> tuple[pd.Series, str]:
     """Ages with spreadsheet dates read back as bins, and a note on what was repaired (or ``""``)."""
-    repaired = ages.map(repair_age)
+    repaired = ages.map({value: repair_age(value) for value in pd.unique(ages)})
     changed = repaired.notna()
     if not changed.any():
         return ages, ""

@@ -22,9 +22,10 @@ import difflib
 import hashlib
 import os
 import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,18 +182,26 @@ def resolve_inside(root: str | Path, relative: str | Path, *, where: str = "") -
         If the path is empty or absolute, climbs out with ``..``, or is a symbolic
         link (or lies in a linked folder) that leads outside the root.
     """
-    text, at = str(relative), f"{where}: " if where else ""
+    return Path(_resolve(os.path.realpath(root), str(relative), where, {}))
+
+
+def _resolve(base: str, text: str, where: str, real_folders: dict[str, str]) -> str:
+    """:func:`resolve_inside` for a resolved root ``base``; ``real_folders`` caches resolved parent folders."""
+    at = f"{where}: " if where else ""
     if not text.strip():
         raise DataError(f"{at}the image path is empty")
-    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).drive or text.startswith("\\"):
-        raise DataError(f"{at}image path {text!r} is absolute; write it relative to the image root {root}")
-    base = os.path.realpath(root)
+    if text.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", text):
+        raise DataError(f"{at}image path {text!r} is absolute; write it relative to the image root {base}")
     candidate = os.path.normpath(os.path.join(base, text))
     if not candidate.startswith(base + os.sep):
         raise DataError(f"{at}image path {text!r} leads outside the image root {base}")
-    if not os.path.realpath(candidate).startswith(base + os.sep):
+    folder, name = os.path.split(candidate)
+    if folder not in real_folders:
+        real_folders[folder] = os.path.realpath(folder)
+    real = os.path.realpath(candidate) if os.path.islink(candidate) else os.path.join(real_folders[folder], name)
+    if not real.startswith(base + os.sep):
         raise DataError(f"{at}image path {text!r} is a symbolic link leading outside the image root {base}")
-    return Path(candidate)
+    return candidate
 
 
 def list_images(root: str | Path, *, what: str) -> list[str]:
@@ -261,15 +270,21 @@ def read_csv_checked(path: str | Path, required: Sequence[str], *, what: str) ->
     Raises
     ------
     DataError
-        If the file is missing, empty, not UTF-8, not parseable, has no data rows
-        or lacks a required column (the message lists the columns found and the
+        If the file is missing, empty, not UTF-8, not parseable, has rows longer
+        than its header, has no data rows or lacks a required column (the message lists the columns found and the
         closest match of each missing one).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist or is not a file")
     try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False, skip_blank_lines=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False,
+                                skip_blank_lines=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(f"{what} {path} has rows with more values than its header line names; look for a comma "
+                        f"at the end of the rows or an unquoted comma inside a value") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{what} {path} is empty; expected a header line naming the columns "
                         f"{', '.join(required)}, then one row per image") from None
@@ -295,7 +310,7 @@ def _check_columns(frame: pd.DataFrame, required: Sequence[str], described: str)
     hint = ""
     if len(frame.columns) == 1 and ";" in frame.columns[0]:
         hint = " The file seems to use ';' between values; save it with commas."
-    raise DataError(f"{described} has no column {named}; columns found: "
+    raise DataError(f"{described} has no column{'s' * (len(missing) > 1)} {named}; columns found: "
                     f"{', '.join(repr(c) for c in frame.columns)}.{hint}")
 
 
@@ -326,8 +341,11 @@ def assemble(records: pd.DataFrame, where: Sequence[str], *, root: str | Path, l
     """
     root, attributes = Path(root).resolve(), tuple(attributes)
     _check_attribute_names(attributes, source)
+    if records.empty:
+        raise DataError(f"{source}: no usable image{_skip_summary(skipped)}")
     where = pd.Series(list(where), index=records.index, dtype=object)
-    paths = [resolve_inside(root, p, where=w).relative_to(root).as_posix() for p, w in zip(records["path"], where)]
+    base, folders = str(root), {}
+    paths = [_resolve(base, p, w, folders)[len(base) + 1:].replace(os.sep, "/") for p, w in zip(records["path"], where)]
     records = records.assign(path=paths, label=np.asarray(records["label"], dtype=np.int64))
     records, duplicates = _drop_duplicates(records, where, ["path", "identity", "label", *attributes], label_names)
     skipped = pd.concat([skip_frame() if skipped is None else skipped, duplicates], ignore_index=True)
@@ -376,17 +394,22 @@ def _image_ids(paths: pd.Series) -> pd.Series:
 
     Paths whose ids would coincide get the first 8 hex digits of their SHA-1 appended.
     """
-    ids = paths.map(lambda p: re.sub(r"[^\w.-]+", "_", str(PurePosixPath(p).with_suffix(""))))
+    ids = paths.str.replace(r"(?<=[^/])\.[^./]*$", "", regex=True).str.replace(r"[^\w.-]+", "_", regex=True)
     clash = ids.duplicated(keep=False)
     hashed = paths[clash].map(lambda p: hashlib.sha1(p.encode()).hexdigest()[:8])
     ids[clash] = ids[clash] + "-" + hashed
     return ids
 
 
+def _skip_summary(skipped: pd.DataFrame | None) -> str:
+    """``" (3 rows skipped, e.g. <first reason>)"`` or ``""``."""
+    if skipped is None or skipped.empty:
+        return ""
+    return f" ({len(skipped)} rows skipped, e.g. {skipped['source'].iloc[0]}: {skipped['reason'].iloc[0]})"
+
+
 def _check_classes(table: pd.DataFrame, label_names: tuple[str, ...], source: str, skipped: pd.DataFrame) -> None:
-    after = f" ({len(skipped)} rows skipped, e.g. {skipped['reason'].iloc[0]})" if len(skipped) else ""
-    if table.empty:
-        raise DataError(f"{source}: no usable image{after}")
+    after = _skip_summary(skipped)
     counts = np.bincount(table["label"][table["label"] >= 0], minlength=len(label_names))
     empty = [label_names[k] for k in np.flatnonzero(counts[:len(label_names)] == 0)]
     if empty:
@@ -411,7 +434,7 @@ def identity_split(table: pd.DataFrame | FaceTable, eval_fraction: float, seed: 
     """
     frame = getattr(table, "table", table)
     identities = np.unique(frame["identity"].astype(str))
-    n_eval = int(round(eval_fraction * len(identities))) if 0 < eval_fraction < 1 else 0
+    n_eval = round(eval_fraction * len(identities)) if 0 < eval_fraction < 1 else 0
     if not 0 < n_eval < len(identities):
         raise DataError(f"eval_fraction {eval_fraction} of {len(identities)} identities leaves the train or eval "
                         f"split empty; use a fraction in (0, 1) and at least two identities")

@@ -12,8 +12,8 @@ adversarial autoencoder. CVPR.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from generator.datasets.fairface import AGE_BINS, GENDERS, age_group
 from generator.datasets.tables import FaceTable, assemble, check_choices, encode, scan_folder
