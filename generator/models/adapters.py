@@ -315,8 +315,9 @@ def _user_class(name: str, class_file: Path, class_name: Any) -> type[nn.Module]
              and issubclass(value, nn.Module) and not value.__module__.startswith("torch")}
     if class_name in found:
         return found[class_name]
-    what = "is not a torch.nn.Module subclass" if class_name in namespace else "is not defined there"
-    raise ModelError(f"model {name!r}: class_name {class_name!r} {what} in class file {str(class_file)!r}; "
+    what = "is not a torch.nn.Module subclass" if class_name in namespace else "is not defined"
+    what = "is required" if class_name is None else f"{class_name!r} {what}"
+    raise ModelError(f"model {name!r}: class_name {what} in class file {str(class_file)!r}; "
                      f"the nn.Module subclasses it defines are {sorted(found) or 'none'}")
 
 
@@ -346,8 +347,9 @@ def _build(name: str, factory: Any, init_args: dict[str, Any], what: str) -> nn.
         if signature is not None:
             signature.bind(**init_args)
     except TypeError as error:
+        shown = signature.replace(return_annotation=inspect.Signature.empty)
         raise ModelError(f"model {name!r}: {what} does not accept init_args {init_args} ({error}); "
-                         f"it takes {signature}") from error
+                         f"it takes {shown}") from error
     with torch.random.fork_rng(devices=[]):
         try:
             model = factory(**init_args)
@@ -496,17 +498,23 @@ def _onnx_proto(name: str, path: Path) -> Any:
 
 def _onnx_input_dims(name: str, path: Path, proto: Any) -> list[int | None]:
     """The one image input's dimensions (``None`` where symbolic), checked to be float32 N x 3 x H x W."""
+    import onnx  # lazy: only this kind needs it
+
     initialisers = {tensor.name for tensor in proto.graph.initializer}
     inputs = [value for value in proto.graph.input if value.name not in initialisers]
     if len(inputs) != 1:
         raise ModelError(f"model {name!r}: {str(path)!r} has {len(inputs)} inputs; the generator needs one image "
                          "input N x 3 x H x W")
     tensor = inputs[0].type.tensor_type
+    if tensor.elem_type != onnx.TensorProto.FLOAT:
+        raise ModelError(f"model {name!r}: {str(path)!r} takes {onnx.TensorProto.DataType.Name(tensor.elem_type)} "
+                         "input; the generator feeds FLOAT (float32) N x 3 x H x W")
     dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor.shape.dim]
-    if tensor.elem_type != 1 or len(dims) != 4 or dims[1] not in (3, None):
-        shown = " x ".join("?" if dim is None else str(dim) for dim in dims)
-        raise ModelError(f"model {name!r}: {str(path)!r} takes input {shown or '(no shape)'} of ONNX type "
-                         f"{tensor.elem_type}; the generator needs float32 (type 1) N x 3 x H x W (channels first)")
+    if len(dims) != 4 or dims[1] not in (3, None):
+        shown = " x ".join(str(dim.dim_value) if dim.HasField("dim_value") else dim.dim_param or "?"
+                           for dim in tensor.shape.dim)
+        raise ModelError(f"model {name!r}: {str(path)!r} takes input {shown or '(no shape)'}; the generator "
+                         "needs N x 3 x H x W (channels first)")
     return dims
 
 
@@ -579,7 +587,9 @@ def _read_keras(spec: Any, name: str, path: Path, declared: Preprocessing | None
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except (ValueError, TypeError, KeyError, AttributeError, OSError, zipfile.BadZipFile) as error:
-        raise ModelError(f"model {name!r}: cannot read Keras model file {str(path)!r}: {error}") from error
+        hint = (" (the generator reads .keras files with safe_mode=True only: build the model from Keras layers, "
+                "without Lambda layers holding Python code)" if "safe_mode" in str(error) else "")
+        raise ModelError(f"model {name!r}: cannot read Keras model file {str(path)!r}: {error}{hint}") from error
     preprocessing = _keras_preprocessing(name, path, model, declared)
     return _Read(model, preprocessing, (path,), {}, f"Keras {model.name} ({path.name})")
 
