@@ -163,16 +163,28 @@ def _explanation_facts(run: Run) -> dict[str, Any]:
 
 
 def _write_pages(run: Run) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from generator.report.markdown import BIBTEX_FILE
+
     facts = _facts(run)
-    by_id = {a.id: a for a in [*run.publisher.figures, *run.publisher.tables]}
     results = run.config.output.results_dir
+    # Citations name the build (title, hashes) and link each artifact relative to the site root.
+    site_path = results.resolve().relative_to(_docs_dir(run.config.output.mkdocs_config).resolve()).as_posix()
+    source = art.BuildSource(facts["title"], facts["config_hash"], facts["dataset"]["key"],
+                             "" if site_path == "." else f"{site_path}/")
+    figures = [replace(f, source=source) for f in run.publisher.figures]
+    tables = [replace(t, source=source) for t in run.publisher.tables]
+    by_id = {a.id: a for a in [*figures, *tables]}
     for name, writer in PAGES.items():
         atomic_write_text(results / name, writer(facts, by_id))
     for method in facts["explanations"]["methods"]:
         atomic_write_text(results / "methods" / f"{method['name']}.md", pages.method_page(method, by_id))
+    atomic_write_text(results / BIBTEX_FILE, art.bibtex_file(figures))
     meta = {"title": facts["title"], "config_hash": facts["config_hash"], "seed": facts["seed"],
-            "dataset": facts["dataset"]["key"], "models": {m["name"]: m["hash"] for m in facts["models"]}}
-    manifest = art.manifest(run.publisher.figures, run.publisher.tables, meta)
+            "dataset": facts["dataset"]["key"], "models": {m["name"]: m["hash"] for m in facts["models"]},
+            "bibtex": BIBTEX_FILE}
+    manifest = art.manifest(figures, tables, meta)
     atomic_write_text(results / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 

@@ -1,12 +1,42 @@
-"""Figures and tables as citable artifacts, and the manifest that lists them all."""
+"""Figures and tables as citable artifacts, the manifest that lists them all, and
+their BibTeX entries.
+
+A BibTeX entry depends only on the artifact and on the build it comes from (project
+title, configuration and dataset hashes), never on the clock, so two builds of one
+configuration cite every figure with the same bytes.
+"""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
-__all__ = ["FigureArtifact", "TableArtifact", "manifest"]
+__all__ = ["BuildSource", "FigureArtifact", "TableArtifact", "bibtex_entry", "bibtex_escape",
+           "bibtex_file", "bibtex_key", "manifest", "permalink"]
+
+
+@dataclass(frozen=True)
+class BuildSource:
+    """The build an artifact comes from, as its citation names it.
+
+    Attributes
+    ----------
+    publisher
+        The project title (``report.title``), the organisation that publishes the figure.
+    config_hash, dataset_hash
+        Hashes of the configuration and of the dataset the artifact was made from.
+    site_path
+        The results folder's path in the site, ending in ``/`` (``"results/"``), so that
+        a permalink is relative to the site root.
+    """
+
+    publisher: str
+    config_hash: str
+    dataset_hash: str
+    site_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,7 @@ class FigureArtifact:
     page: str
     files: dict[str, str]
     provenance: dict[str, Any] = field(default_factory=dict)
+    source: BuildSource | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +78,7 @@ class TableArtifact:
     page: str
     csv: str
     frame: pd.DataFrame = field(repr=False, compare=False, hash=False)
+    source: BuildSource | None = None
 
 
 def manifest(figures: list[FigureArtifact], tables: list[TableArtifact],
@@ -66,3 +98,61 @@ def manifest(figures: list[FigureArtifact], tables: list[TableArtifact],
             for t in tables
         ],
     }
+
+
+# --------------------------------------------------------------------------- BibTeX
+
+# Each special character becomes a LaTeX command whose braces balance, so a field stays
+# one brace group for BibTeX (which counts "\{" as a brace) and typesets as the text.
+_BIBTEX = str.maketrans({
+    "\\": r"\textbackslash{}", "{": r"\textbraceleft{}", "}": r"\textbraceright{}",
+    "%": r"\%", "$": r"\$", "&": r"\&", "#": r"\#", "_": r"\_",
+    "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}",
+    ">": r"\textgreater{}", "|": r"\textbar{}", "`": r"\textasciigrave{}",
+})
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+_URL_SAFE = "/#.-_:"
+
+
+def bibtex_escape(text: object) -> str:
+    """Untrusted text as the value of a braced BibTeX field: one line, LaTeX specials escaped.
+
+    ``{x} 5%`` becomes ``\\textbraceleft{}x\\textbraceright{} 5\\%``; no character of the
+    result can end the field early, start a comment or leave a brace unbalanced.
+    """
+    return " ".join(str(text).split()).translate(_BIBTEX)
+
+
+def bibtex_key(artifact_id: str) -> str:
+    """The citation key of an artifact: its id, any character BibTeX refuses in a key as ``-``."""
+    return _KEY_UNSAFE.sub("-", artifact_id)
+
+
+def permalink(artifact: FigureArtifact | TableArtifact) -> str:
+    """The artifact's anchor on its page, relative to the site root (``results/models.html#fig-x``)."""
+    base = artifact.source.site_path if artifact.source else ""
+    page = re.sub(r"\.md$", ".html", artifact.page)
+    return quote(f"{base}{page}#{artifact.id}", safe=_URL_SAFE)
+
+
+def bibtex_entry(artifact: FigureArtifact | TableArtifact) -> str:
+    """A ``@misc`` entry citing one figure or table (see :class:`BuildSource` for its fields)."""
+    kind = "Figure" if isinstance(artifact, FigureArtifact) else "Table"
+    source = artifact.source
+    note = artifact.caption
+    fields = {"title": artifact.title}
+    if source is not None:
+        note = f"{note} Configuration {source.config_hash}, dataset {source.dataset_hash}."
+        fields["howpublished"] = f"{kind} {artifact.id} of {source.publisher}"
+        fields["organization"] = source.publisher
+    else:
+        fields["howpublished"] = f"{kind} {artifact.id}"
+    body = {k: bibtex_escape(v) for k, v in {**fields, "note": note}.items()}
+    body["url"] = permalink(artifact)
+    lines = [f"  {name:<12} = {{{value}}}" for name, value in body.items()]
+    return f"@misc{{{bibtex_key(artifact.id)},\n" + ",\n".join(lines) + "\n}\n"
+
+
+def bibtex_file(artifacts: list[FigureArtifact] | list[TableArtifact]) -> str:
+    """Every artifact's :func:`bibtex_entry`, in the given order, separated by blank lines."""
+    return "\n".join(bibtex_entry(a) for a in artifacts)

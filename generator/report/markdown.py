@@ -7,13 +7,18 @@ label such as ``<img src=x onerror=alert(1)>`` is shown as text.
 from __future__ import annotations
 
 import math
+import textwrap
 from numbers import Number
 
 import pandas as pd
 
-from generator.report.artifacts import FigureArtifact, TableArtifact
+from generator.report.artifacts import FigureArtifact, TableArtifact, bibtex_entry
 
-__all__ = ["escape", "figure_block", "format_value", "table_block", "table_link_block", "table_markdown"]
+__all__ = ["BIBTEX_FILE", "cite_block", "escape", "figure_block", "format_value", "table_block",
+           "table_link_block", "table_markdown"]
+
+BIBTEX_FILE = "figures.bib"
+"""The BibTeX file of every figure, in the results folder (written by the pipeline)."""
 
 # One pass, character by character: HTML-special characters become named entities,
 # Markdown-special ones numeric entities. (A backslash escape is not used: before
@@ -48,29 +53,44 @@ def table_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def figure_block(fig: FigureArtifact, prefix: str = "") -> str:
-    """A figure with its permalink anchor, caption and PNG/SVG/PDF download links."""
+    """A figure with its permalink anchor, caption, PNG/SVG/PDF download links and citation."""
     links = " · ".join(f"[{fmt.upper()}]({prefix}{path})" for fmt, path in fig.files.items())
     return (
         f'<figure class="result-figure" id="{fig.id}" markdown="span">\n'
         f"  ![{escape(fig.alt)}]({prefix}{fig.files['png']})\n"
         f"  <figcaption markdown=\"span\">[**{fig.id}**](#{fig.id}) {escape(fig.title)}. "
         f"{escape(fig.caption)} Download: {links}</figcaption>\n"
-        f"</figure>\n"
+        f"</figure>\n\n{cite_block(fig, prefix)}"
     )
 
 
 def table_block(table: TableArtifact, prefix: str = "", digits: int = 3) -> str:
-    """A table with its anchor, caption and CSV download link."""
+    """A table with its anchor, caption, CSV download link and citation."""
     return (
         f'<div class="result-table" id="{table.id}" markdown="block">\n\n'
         f"{_table_caption(table, prefix)}\n\n"
-        f"{table_markdown(table.frame, digits)}\n\n</div>\n"
+        f"{table_markdown(table.frame, digits)}\n\n{cite_block(table, prefix)}</div>\n"
     )
 
 
 def table_link_block(table: TableArtifact, prefix: str = "") -> str:
-    """A table too long to show: its anchor, caption and CSV link only."""
-    return f'<div class="result-table" id="{table.id}" markdown="block">\n\n{_table_caption(table, prefix)}\n\n</div>\n'
+    """A table too long to show: its anchor, caption, CSV link and citation only."""
+    return (f'<div class="result-table" id="{table.id}" markdown="block">\n\n{_table_caption(table, prefix)}\n\n'
+            f"{cite_block(table, prefix)}</div>\n")
+
+
+def cite_block(artifact: FigureArtifact | TableArtifact, prefix: str = "") -> str:
+    """A collapsed "Cite this figure" (or table) box holding the artifact's BibTeX entry.
+
+    The entry is shown as a code block, which Markdown escapes, and :func:`bibtex_entry`
+    turns every backtick and tilde into a LaTeX command, so no caption can close the fence.
+    A figure's box also links the site-wide :data:`BIBTEX_FILE`.
+    """
+    kind = "figure" if isinstance(artifact, FigureArtifact) else "table"
+    entry = textwrap.indent(bibtex_entry(artifact), "    ")
+    every = (f"    Every figure of this site in one file: [{BIBTEX_FILE}]({prefix}{BIBTEX_FILE})\n\n"
+             if kind == "figure" else "")
+    return f'??? quote "Cite this {kind}"\n\n    ```bibtex\n{entry}    ```\n\n{every}'
 
 
 def _table_caption(table: TableArtifact, prefix: str) -> str:
