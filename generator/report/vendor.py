@@ -35,6 +35,8 @@ _SITE_ASSETS: tuple[tuple[str, str, str], ...] = (
     ("katex", "LICENSE", "katex/LICENSE"),
     ("iframe-worker", "shim/index.js", "iframe-worker/shim.js"),
     ("iframe-worker", "LICENSE", "iframe-worker/LICENSE"),
+    ("tablesort", "dist/tablesort.min.js", "tablesort/tablesort.min.js"),
+    ("tablesort", "LICENCE", "tablesort/LICENCE"),
 )
 
 # The reveal.js math plugin loads KaTeX from ``<local>/dist/...``, so the deck
@@ -52,7 +54,7 @@ _DECK_ASSETS: tuple[tuple[str, str, str], ...] = (
 
 
 def copy_site_vendor(node_modules: Path, docs_dir: Path) -> list[Path]:
-    """Copy KaTeX and the iframe-worker shim into ``<docs_dir>/assets/vendor``.
+    """Copy KaTeX, the iframe-worker shim and tablesort into ``<docs_dir>/assets/vendor``.
 
     Parameters
     ----------
