@@ -5,10 +5,16 @@ own ``--print-to-pdf`` prints before that layout exists (a blank page), so the d
 is opened in a Playwright page, awaited until reveal.js, KaTeX and the fonts are
 done, and printed with ``page.pdf``. Every request that would leave the machine is
 blocked and fails the export: the PDF shows exactly what the offline deck shows.
+
+Chromium stamps the PDF with the time of printing (``/CreationDate``, ``/ModDate``);
+:func:`normalise_pdf` rewrites those stamps (and a document ``/ID``, if any) to fixed
+values of the same length, so that two exports of one deck are byte-identical and the
+cross-reference offsets stay valid.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import re
@@ -21,7 +27,7 @@ from urllib.parse import urlsplit
 
 from generator.errors import ExportError
 
-__all__ = ["CHROMIUM_ARGS", "find_chromium", "export_pdf", "count_pdf_pages"]
+__all__ = ["CHROMIUM_ARGS", "PDF_DATE", "find_chromium", "export_pdf", "count_pdf_pages", "normalise_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,13 @@ CHROMIUM_ARGS = (
 """Flags for Debian's chromium in containers and CI, without background traffic."""
 
 _LOCAL_SCHEMES = frozenset({"file", "data", "blob", "about"})
+
+PDF_DATE = "19700101000000"
+"""The date (``YYYYMMDDHHmmSS``, UTC) that :func:`normalise_pdf` writes into a PDF."""
+
+# "/CreationDate (D:20260102030405+01'00')": the name, the digits, the time zone.
+_PDF_DATE_FIELD = re.compile(rb"(/(?:CreationDate|ModDate)\s*\(D:)(\d{1,14})([^)]{0,16}\))")
+_PDF_ID = re.compile(rb"(/ID\s*\[\s*<)([0-9A-Fa-f]+)(>\s*<)([0-9A-Fa-f]+)(>\s*\])")
 
 # reveal.js adds data-pdf-ready (see deck.html.j2) after the print layout; the
 # math plugin renders on the "ready" event (class "ready") once KaTeX's
@@ -117,6 +130,7 @@ def export_pdf(
             _print_to, tmp, deck_html.as_uri() + query, find_chromium(), timeout_s * 1000
         )
         _check_pages(count_pdf_pages(tmp), report, notes=notes)
+        tmp.write_bytes(normalise_pdf(tmp.read_bytes()))
         os.chmod(tmp, 0o644)
         os.replace(tmp, pdf_path)
     finally:
@@ -131,6 +145,42 @@ def count_pdf_pages(pdf: Path) -> int:
     except ImportError:
         return len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", Path(pdf).read_bytes()))
     return len(PdfReader(pdf).pages)
+
+
+def normalise_pdf(data: bytes, *, date: str = PDF_DATE) -> bytes:
+    """The PDF ``data`` with its time stamps and document ID made independent of the run.
+
+    Every ``/CreationDate`` and ``/ModDate`` gets the digits of ``date`` and a zero UTC
+    offset; a trailer ``/ID`` gets a hash of the rest of the file. Each value keeps its
+    length, so the byte offsets in the cross-reference table stay valid.
+
+    Parameters
+    ----------
+    data : bytes
+        A PDF as chromium writes it (uncompressed document information dictionary).
+    date : str
+        ``YYYYMMDDHHmmSS``; a stamp with fewer digits gets the leading ones.
+
+    Returns
+    -------
+    bytes
+        The normalised PDF, of the same length as ``data``.
+    """
+    if not re.fullmatch(r"\d{14}", date):
+        raise ValueError(f"date must be 14 digits YYYYMMDDHHmmSS, got {date!r}")
+
+    def fixed_date(match: re.Match) -> bytes:
+        zone = re.sub(rb"\d", b"0", match[3]).replace(b"-", b"+")
+        return match[1] + date.encode()[: len(match[2])] + zone
+
+    data = _PDF_DATE_FIELD.sub(fixed_date, data)
+    zeroed = _PDF_ID.sub(lambda m: m[1] + b"0" * len(m[2]) + m[3] + b"0" * len(m[4]) + m[5], data)
+    digest = hashlib.sha256(zeroed).hexdigest().encode() * 4
+
+    def content_id(match: re.Match) -> bytes:
+        return match[1] + digest[: len(match[2])] + match[3] + digest[: len(match[4])] + match[5]
+
+    return _PDF_ID.sub(content_id, data)
 
 
 def _outside_event_loop(function, *args):
