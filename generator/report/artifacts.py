@@ -129,7 +129,10 @@ def bibtex_key(artifact_id: str) -> str:
 
 
 def permalink(artifact: FigureArtifact | TableArtifact) -> str:
-    """The artifact's anchor on its page, relative to the site root (``results/models.html#fig-x``)."""
+    """The artifact's anchor on its page, relative to the site root (``results/models.html#fig-x``).
+
+    Pages are ``.html`` files because the site's ``offline`` plugin turns directory URLs off.
+    """
     base = artifact.source.site_path if artifact.source else ""
     page = re.sub(r"\.md$", ".html", artifact.page)
     return quote(f"{base}{page}#{artifact.id}", safe=_URL_SAFE)
