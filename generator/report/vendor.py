@@ -27,6 +27,16 @@ DECK_LIB_DIR = Path("lib")
 
 _KATEX_FILES = ("katex.min.css", "katex.min.js", "contrib/auto-render.min.js")
 
+# MathJax 2 for the tutorial notebook's page (mkdocs-jupyter's template configures MathJax 2;
+# mkdocs.yml points its ``custom_mathjax_url`` here): the loader, the one combined configuration
+# the page asks for, and what that configuration loads at run time (Safe mode, TeX extensions
+# that macros pull in, operator tables, CommonHTML font data, web fonts), in the package layout.
+_MATHJAX_PARTS = (
+    "MathJax.js", "LICENSE", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions/Safe.js",
+    "extensions/TeX", "jax/element/mml/optable", "jax/output/CommonHTML/autoload",
+    "jax/output/CommonHTML/fonts/TeX", "fonts/HTML-CSS/TeX/woff",
+)
+
 # (npm package, file inside the package, target relative to the vendor root);
 # a source that is a folder is copied file by file, without subfolders.
 _SITE_ASSETS: tuple[tuple[str, str, str], ...] = (
@@ -37,6 +47,7 @@ _SITE_ASSETS: tuple[tuple[str, str, str], ...] = (
     ("iframe-worker", "LICENSE", "iframe-worker/LICENSE"),
     ("tablesort", "dist/tablesort.min.js", "tablesort/tablesort.min.js"),
     ("tablesort", "LICENCE", "tablesort/LICENCE"),
+    *(("mathjax", part, f"mathjax/{part}") for part in _MATHJAX_PARTS),
 )
 
 # The reveal.js math plugin loads KaTeX from ``<local>/dist/...``, so the deck
@@ -54,7 +65,7 @@ _DECK_ASSETS: tuple[tuple[str, str, str], ...] = (
 
 
 def copy_site_vendor(node_modules: Path, docs_dir: Path) -> list[Path]:
-    """Copy KaTeX, the iframe-worker shim and tablesort into ``<docs_dir>/assets/vendor``.
+    """Copy KaTeX, the iframe-worker shim, tablesort and MathJax 2 into ``<docs_dir>/assets/vendor``.
 
     Parameters
     ----------
