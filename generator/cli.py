@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config and exit",
                                 description="Validate a YAML config and print the settings it resolves to.")
     check.add_argument("--config", required=True, metavar="FILE")
+    layers = commands.add_parser("layers", help="list each model's layers with output shapes (to pick a CAM layer)",
+                                 description="Load the models a config names and list their layers with output "
+                                             "shapes; layers with a 4-D output can serve as cam_layer.")
+    layers.add_argument("--config", required=True, metavar="FILE")
+    layers.add_argument("--model", metavar="NAME", help="only this model (default: all)")
     return parser
 
 
@@ -64,10 +69,43 @@ def _run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
         return 0
+    if args.command == "layers":
+        return _layers(config, args.model)
     from generator.pipeline.build import build
 
     result = build(config, site=not args.no_site, slides_pdf=True if args.slides_pdf else None)
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     print(f"results: {result.results_dir}  deck: {result.deck_html}  site: {result.site_dir or '(not built)'}")
     print(f"time: {parts}")
+    return 0
+
+
+def _layers(config, only: str | None) -> int:
+    """Print the layer table of each model (default models are built untrained: layers do not need weights)."""
+    from types import SimpleNamespace
+
+    from generator.errors import ConfigError
+    from generator.models.layers import format_layers, list_layers
+
+    names = [m.name for m in config.models]
+    if only is not None and only not in names:
+        raise ConfigError(f"--model '{only}': no such model in the config; models: {names}")
+    for model in config.models:
+        if only is not None and model.name != only:
+            continue
+        if model.kind == "default":
+            from generator.models.adapters import Preprocessing
+            from generator.models.nets import SmallCNN
+            from generator.pipeline.stages import image_size
+
+            size = image_size(config)
+            net = SmallCNN(num_classes=2, width=config.training.width).eval()
+            loaded = SimpleNamespace(name=model.name, framework="torch", model=net, cam_layer=SmallCNN.cam_layer_name,
+                                     preprocessing=Preprocessing(size=(size, size)))
+        else:
+            from generator.pipeline.stages import _load_file_model
+
+            loaded = _load_file_model(model)
+        print(f"== model '{model.name}' ({model.kind}); CAM layer in use: {loaded.cam_layer}")
+        print(format_layers(list_layers(loaded)))
     return 0

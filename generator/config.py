@@ -34,12 +34,14 @@ __all__ = [
     "Config",
     "DatasetConfig",
     "ModelConfig",
+    "PreprocessingConfig",
     "OutputConfig",
     "ReportConfig",
     "SyntheticConfig",
     "TrainingConfig",
     "VerificationConfig",
     "config_hash",
+    "file_digest",
     "load_config",
     "parse_config",
 ]
@@ -106,11 +108,72 @@ class SyntheticConfig(_Strict):
         return value
 
 
-class DatasetConfig(_Strict):
-    """Which faces to audit. Only the embedded synthetic set exists so far."""
+DATASET_KINDS = ("synthetic", "fairface", "celeba", "utkface", "bfw", "csv", "sample_faces")
+# Per dataset kind: the default task label and protected attributes (see generator.datasets).
+DATASET_DEFAULTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "synthetic": ("smiling", ("skin_tone", "age_group")),
+    "fairface": ("gender", ("race", "age")),
+    "celeba": ("Smiling", ("Male", "Young")),
+    "utkface": ("gender", ("race", "age_group")),
+    "bfw": ("gender", ("ethnicity",)),
+    "csv": ("label", ()),
+    "sample_faces": ("", ("source",)),
+}
+# Which files each kind reads: (needs root, needs annotations).
+_DATASET_FILES = {"fairface": (True, True), "celeba": (True, True), "utkface": (True, False),
+                  "bfw": (True, False), "csv": (True, True)}
 
-    kind: Literal["synthetic"] = "synthetic"
+
+class DatasetConfig(_Strict):
+    """Which faces to audit: the embedded synthetic set, a public dataset's files, or a CSV.
+
+    For every kind but ``synthetic``, images are read from ``root`` (paths in the
+    annotation file are relative to it), resized to ``image_size`` and, when
+    ``max_images`` is set, subsampled with group shares kept.
+    """
+
+    kind: Literal["synthetic", "fairface", "celeba", "utkface", "bfw", "csv", "sample_faces"] = "synthetic"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    root: Path | None = Field(None, description="folder the image paths are relative to")
+    annotations: Path | None = Field(None, description="label file: FairFace CSV, CelebA list_attr_celeba.txt, "
+                                                       "or the generic CSV")
+    identity_file: Path | None = Field(None, description="CelebA identity_CelebA.txt (optional)")
+    label: str | None = Field(None, description="the task label the models predict (default per kind)")
+    label_values: tuple[str, ...] | None = Field(None, description="csv: class names in class-index order")
+    attributes: tuple[str, ...] | None = Field(None, description="protected attributes (default per kind)")
+    image_column: str = "image"
+    identity_column: str | None = None
+    image_size: int = Field(64, ge=16, le=512, description="images are resized to this square size")
+    max_images: int | None = Field(2000, ge=10, description="stratified subsample of this many images (null: all)")
+    eval_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="identities held out for evaluation when a "
+                                                                   "default model is trained on this data")
+
+    @model_validator(mode="after")
+    def _files_given(self) -> "DatasetConfig":
+        needs = _DATASET_FILES.get(self.kind)
+        if needs is None:
+            return self
+        for key, needed in zip(("root", "annotations"), needs):
+            value = getattr(self, key)
+            if needed and value is None:
+                raise ValueError(f"dataset.kind '{self.kind}' needs dataset.{key} (see data/configs/{self.kind}.yaml)")
+            if value is not None and key == "root" and not Path(value).is_dir():
+                raise ValueError(f"dataset.root: folder not found: '{value}'")
+            if value is not None and key == "annotations" and not Path(value).is_file():
+                raise ValueError(f"dataset.annotations: file not found: '{value}'")
+        if self.identity_file is not None and not Path(self.identity_file).is_file():
+            raise ValueError(f"dataset.identity_file: file not found: '{self.identity_file}'")
+        return self
+
+    @property
+    def task_label(self) -> str:
+        """The label column the models predict (the kind's default unless set)."""
+        return self.label if self.label is not None else DATASET_DEFAULTS[self.kind][0]
+
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """The protected attributes (the kind's default unless set)."""
+        return self.attributes if self.attributes is not None else DATASET_DEFAULTS[self.kind][1]
 
 
 class TrainingConfig(_Strict):
@@ -124,14 +187,98 @@ class TrainingConfig(_Strict):
     augment_flip: bool = True
 
 
+class PreprocessingConfig(_Strict):
+    """How a model expects its input: ``x = (pixel / 255 - mean) / std`` per channel.
+
+    ``mean`` and ``std`` are in ``[0, 1]`` pixel units and given in RGB order; ``BGR``
+    models get their channels reordered after normalisation.
+    """
+
+    size: int | tuple[int, int] = Field(64, description="input side in pixels, or [height, width]")
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(v <= 0 for v in value):
+            raise ValueError(f"std values must be positive, got {list(value)}")
+        return value
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+
+
+MODEL_KINDS = ("default", "pytorch", "torchvision", "keras", "onnx")
+_MODEL_SUFFIXES = {"pytorch": (".pt", ".pth", ".bin", ".ckpt"), "torchvision": (".pt", ".pth", ".bin", ".ckpt"),
+                   "keras": (".keras",), "onnx": (".onnx",)}
+
+
 class ModelConfig(_Strict):
-    """One model to audit. ``kind: default`` trains the project's small CNN on a split."""
+    """One model to audit.
+
+    ``kind: default`` trains the project's small CNN on a split of the data. The other
+    kinds load a file: ``pytorch`` (a state_dict plus the Python file defining the class;
+    that file is run as code, so only point at code you trust), ``torchvision`` (an
+    architecture by name plus a state_dict), ``keras`` (a ``.keras`` file) and ``onnx``
+    (converted to PyTorch with onnx2torch, checked against onnxruntime).
+    """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
-    kind: Literal["default"] = "default"
-    train_split: Literal["train_fair", "train_biased"] = "train_fair"
+    kind: Literal["default", "pytorch", "torchvision", "keras", "onnx"] = "default"
+    train_split: Literal["train_fair", "train_biased", "train"] = "train_fair"
     keras_twin: bool = False
     description: str = ""
+    path: Path | None = Field(None, description="weights (.pt), .keras or .onnx file")
+    class_file: Path | None = Field(None, description="pytorch: Python file defining the model class (run as code)")
+    class_name: str | None = None
+    init_args: dict[str, Any] = Field(default_factory=dict)
+    architecture: str | None = Field(None, description="torchvision: architecture name, e.g. resnet18")
+    num_classes: int | None = Field(None, ge=2)
+    cam_layer: str | None = Field(None, description="layer for CAM methods (see `python -m generator layers`)")
+    preprocessing: PreprocessingConfig | None = None
+
+    @field_validator("path", "class_file", mode="before")
+    @classmethod
+    def _package_path(cls, value: Any) -> Any:
+        """``package:NAME/inner/path`` names a file shipped inside an installed Python package."""
+        if isinstance(value, str) and value.startswith("package:"):
+            return resolve_package_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelConfig":
+        if self.kind == "default":
+            loaded = [k for k in ("path", "class_file", "class_name", "architecture", "cam_layer", "preprocessing")
+                      if getattr(self, k) is not None]
+            if loaded:
+                raise ValueError(f"model '{self.name}': kind 'default' trains the built-in CNN and takes no "
+                                 f"{', '.join(loaded)}; set kind to pytorch, torchvision, keras or onnx to load a file")
+            return self
+        if self.keras_twin:
+            raise ValueError(f"model '{self.name}': keras_twin is only for kind 'default' models")
+        if self.path is None:
+            raise ValueError(f"model '{self.name}': kind '{self.kind}' needs path (the model file)")
+        if not Path(self.path).is_file():
+            raise ValueError(f"model '{self.name}': file not found: '{self.path}'")
+        if Path(self.path).suffix.lower() not in _MODEL_SUFFIXES[self.kind]:
+            raise ValueError(f"model '{self.name}': '{self.path}' does not look like a {self.kind} file "
+                             f"(expected {', '.join(_MODEL_SUFFIXES[self.kind])})")
+        if self.kind == "pytorch":
+            if self.class_file is None or self.class_name is None:
+                raise ValueError(f"model '{self.name}': kind 'pytorch' needs class_file and class_name")
+            if not Path(self.class_file).is_file():
+                raise ValueError(f"model '{self.name}': class_file not found: '{self.class_file}'")
+        if self.preprocessing is None:
+            raise ValueError(f"model '{self.name}': kind '{self.kind}' needs preprocessing (size, mean, std, "
+                             "channel_order) as the model was trained with; a wrong normalisation silently "
+                             "changes every prediction and map")
+        if self.kind == "torchvision" and (self.architecture is None or self.num_classes is None):
+            raise ValueError(f"model '{self.name}': kind 'torchvision' needs architecture and num_classes")
+        return self
 
 
 DEFAULT_METHODS = (
@@ -154,7 +301,8 @@ class AttributionConfig(_Strict):
                                               description="per method: parameter overrides, e.g. steps, baseline")
     per_group: int = Field(3, ge=1, le=100, description="stratified images per group")
     extremes_per_group: int = Field(1, ge=0, le=10, description="misclassified / least / most confident per group")
-    group_by: tuple[Literal["skin_tone", "age_group"], ...] = ("skin_tone", "age_group")
+    group_by: tuple[str, ...] | None = Field(None, description="attributes to stratify by (default: the dataset's "
+                                                              "protected attributes)")
     deletion_steps: int = Field(16, ge=4, le=256)
     sanity_methods: tuple[str, ...] = SANITY_METHODS
     sanity_images: int = Field(8, ge=2, le=64)
@@ -242,6 +390,41 @@ class Config(_Strict):
             raise ValueError(f"model names must be unique; repeated: {dupes}")
         return self
 
+    @model_validator(mode="after")
+    def _fits_the_data(self) -> "Config":
+        synthetic = self.dataset.kind == "synthetic"
+        size = self.dataset.synthetic.image_size if synthetic else self.dataset.image_size
+        for model in self.models:
+            if model.kind != "default":
+                if model.preprocessing.shape != (size, size):
+                    where = "dataset.synthetic.image_size" if synthetic else "dataset.image_size"
+                    raise ValueError(f"model '{model.name}': preprocessing.size {list(model.preprocessing.shape)} "
+                                     f"differs from {where} {size}; the images are resized once for all models, "
+                                     f"so set {where}: {model.preprocessing.shape[0]} (square inputs only)")
+                continue
+            if synthetic and model.train_split == "train":
+                raise ValueError(f"model '{model.name}': train_split 'train' is for a user's dataset; the synthetic "
+                                 "data has train_fair and train_biased")
+            if not synthetic and model.train_split != "train":
+                raise ValueError(f"model '{model.name}': a default model trained on dataset.kind "
+                                 f"'{self.dataset.kind}' uses train_split 'train' (got '{model.train_split}')")
+            if self.dataset.kind == "sample_faces":
+                raise ValueError(f"model '{model.name}': the sample faces carry no labels to train on; "
+                                 "load a model file instead (kind pytorch, torchvision, keras or onnx)")
+        if synthetic:
+            known = DATASET_DEFAULTS["synthetic"][1]
+            given = self.attribution.group_by or ()
+            unknown = [g for g in given if g not in known]
+            if unknown:
+                raise ValueError(f"attribution.group_by: unknown attribute(s) {unknown} for the synthetic data; "
+                                 f"accepted: {list(known)}")
+        return self
+
+    @property
+    def trains_models(self) -> bool:
+        """Whether any model is trained here (then a user's dataset is split into train and eval)."""
+        return any(m.kind == "default" for m in self.models)
+
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file.
@@ -287,9 +470,40 @@ def config_hash(config: Config) -> str:
     settings = config.model_dump(mode="json", exclude={"output"})
     table = config.verification.pairs_table
     if table is not None:  # identify an input file by its content, not by where it lies
-        settings["verification"]["pairs_table"] = hashlib.sha256(Path(table).read_bytes()).hexdigest()
+        settings["verification"]["pairs_table"] = file_digest(table)
+    for key in ("annotations", "identity_file"):
+        if getattr(config.dataset, key) is not None:
+            settings["dataset"][key] = file_digest(getattr(config.dataset, key))
+    settings["dataset"].pop("root", None)  # images count by content: the dataset stage hashes them
+    for raw, model in zip(settings["models"], config.models):
+        for key in ("path", "class_file"):
+            if getattr(model, key) is not None:
+                raw[key] = file_digest(getattr(model, key))
     text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolve_package_path(value: str) -> Path:
+    """The file ``package:NAME/inner/path`` points at inside the installed package NAME (nothing imported)."""
+    import importlib.util
+
+    package, _, inner = value.removeprefix("package:").partition("/")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"'{value}': no installed package '{package}' (install it, or give a file path)")
+    return Path(list(spec.submodule_search_locations)[0]) / inner
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _follows_from_others(error: dict[str, Any], errors: list[dict[str, Any]]) -> bool:

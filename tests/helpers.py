@@ -75,4 +75,4 @@ def copy_site_sources(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "mkdocs.yml", workdir / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", workdir / "docs", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("results", "vendor"))
+                    ignore=shutil.ignore_patterns("results", "real-faces", "vendor"))

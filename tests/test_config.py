@@ -28,7 +28,7 @@ def test_empty_file_means_defaults(tmp_path):
     ("raw", "expected"),
     [
         ({"sed": 1}, ["unknown key 'sed'", "did you mean 'seed'"]),
-        ({"dataset": {"synthetc": {}}}, ["'dataset.synthetc'", "did you mean 'synthetic'", "allowed here: kind, synthetic"]),
+        ({"dataset": {"synthetc": {}}}, ["'dataset.synthetc'", "did you mean 'synthetic'", "allowed here: annotations, attributes", "synthetic)"]),
         ({"dataset": {"synthetic": {"image_size": 300}}}, ["'dataset.synthetic.image_size'", "128", "got 300"]),
         ({"dataset": {"synthetic": {"images_per_identity": 5}}}, ["images_per_identity", "10", "got 5"]),
         ({"dataset": {"synthetic": {"shortcut_groups": ["MST 11"]}}}, ["shortcut_groups", "MST 11", "MST 1-3"]),

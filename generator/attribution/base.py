@@ -489,7 +489,8 @@ def baseline_pixel(handle: ModelHandle, kind: str) -> np.ndarray:
     """
     if kind not in ("black", "mean"):
         raise ConfigError(f"baseline {kind!r} is not one colour; choose 'black' or 'mean'")
-    pixel = baseline_inputs(handle, np.zeros((1, 1, 1, 3), dtype=np.uint8), kind)
-    if isinstance(pixel, torch.Tensor):
-        return pixel.detach().cpu().numpy().reshape(-1).astype(np.float32)
-    return np.asarray(pixel, dtype=np.float32).reshape(-1)
+    height, width = handle.input_size or (1, 1)  # a handle may refuse other sizes
+    inputs = baseline_inputs(handle, np.zeros((1, height, width, 3), dtype=np.uint8), kind)
+    if isinstance(inputs, torch.Tensor):
+        return inputs.detach().cpu().numpy()[0, :, 0, 0].astype(np.float32)
+    return np.asarray(inputs, dtype=np.float32)[0, 0, 0, :]

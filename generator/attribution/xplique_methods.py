@@ -39,6 +39,7 @@ from generator.attribution.base import (
     PAPERS,
     Explainer,
     MethodSpec,
+    UnsupportedMethod,
     baseline_pixel,
     grid_segments,
 )
@@ -177,8 +178,9 @@ class XpliqueExplainer(Explainer):
         """The baseline as one scalar in model-input space (Xplique takes a single fill value)."""
         pixel = baseline_pixel(self.handle, self.params["baseline"])
         if not np.allclose(pixel, pixel[0]):
-            raise ConfigError(f"{self.spec.name}: baseline {self.params['baseline']!r} maps to different values per "
-                              f"channel {pixel.tolist()} for model {self.handle.name!r}; Xplique takes one value")
+            values = [round(v, 4) for v in pixel.tolist()]
+            raise UnsupportedMethod(f"baseline {self.params['baseline']!r} maps to a different value per channel "
+                                    f"{values} under this model's normalisation, and Xplique fills with one value")
         return float(pixel[0])
 
 

@@ -27,10 +27,11 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-def accuracy_by_group(frame: pd.DataFrame, *, group: str) -> Figure:
+def accuracy_by_group(frame: pd.DataFrame, *, group: str, chance: float = 0.5) -> Figure:
     """Grouped bars of accuracy per group and model with their confidence intervals.
 
-    ``frame`` has columns ``model``, ``group``, ``accuracy``, ``ci_low``, ``ci_high``.
+    ``frame`` has columns ``model``, ``group``, ``accuracy``, ``ci_low``, ``ci_high``;
+    a dotted line marks ``chance`` (one over the number of classes).
     """
     groups = list(dict.fromkeys(frame[group]))
     models = list(dict.fromkeys(frame["model"]))
@@ -42,8 +43,8 @@ def accuracy_by_group(frame: pd.DataFrame, *, group: str) -> Figure:
         err = np.vstack([rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]])
         ax.bar(x + (index - (len(models) - 1) / 2) * width, rows["accuracy"], width,
                yerr=err, capsize=2, label=model, error_kw={"linewidth": 0.8})
-    ax.axhline(0.5, color="#888888", linewidth=0.6, linestyle=":")
-    ax.set_xticks(x, groups)
+    ax.axhline(chance, color="#888888", linewidth=0.6, linestyle=":")
+    ax.set_xticks(x, groups, rotation=30 if max(len(str(g)) for g in groups) > 10 else 0)
     ax.set(ylabel="accuracy (95% CI)", ylim=(0.0, 1.0))
     fig.legend(*ax.get_legend_handles_labels(), title="model", frameon=False, loc="outside right center")
     return fig

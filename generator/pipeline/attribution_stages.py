@@ -18,11 +18,12 @@ import pandas as pd
 
 from generator.config import Config
 from generator.pipeline.cache import Cache, code_hash
-from generator.pipeline.stages import Faces, TrainedModel, load_trained
+from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["MapSet", "attribution_stage", "model_handle", "select_stage"]
+__all__ = ["MapSet", "attribution_stage", "select_stage"]
 
-ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.pipeline.attribution_stages")
+ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.models.adapters",
+                    "generator.pipeline.attribution_stages")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,18 @@ class MapSet:
     seconds: float
 
 
+def group_by(config: Config, faces: Faces) -> tuple[str, ...]:
+    """The attributes images are stratified by: ``attribution.group_by``, else the dataset's protected attributes."""
+    from generator.errors import ConfigError
+
+    chosen = config.attribution.group_by or faces.attributes
+    unknown = [g for g in chosen if g not in faces.table.columns]
+    if unknown:
+        raise ConfigError(f"attribution.group_by: unknown attribute(s) {unknown}; this dataset has "
+                          f"{list(faces.attributes)}")
+    return tuple(chosen)
+
+
 def select_stage(config: Config, faces: Faces, predictions: pd.DataFrame) -> pd.DataFrame:
     """The evaluation images to explain: a stratified sample per group plus extreme cases.
 
@@ -51,43 +64,35 @@ def select_stage(config: Config, faces: Faces, predictions: pd.DataFrame) -> pd.
 
     settings = config.attribution
     table = faces.table[faces.table["split"] == "eval"].merge(
-        predictions[["image_id", "pred", "prob_1"]], on="image_id", validate="one_to_one")
-    table.index = np.flatnonzero(faces.table["split"].to_numpy() == "eval")
-    chosen = select_images(table, group_cols=list(settings.group_by), per_group=settings.per_group,
-                           seed=config.seed, extremes_per_group=settings.extremes_per_group)
+        predictions[["image_id", "pred", "confidence"]], on="image_id", validate="one_to_one")
+    table.index = faces.evaluation
+    chosen = select_images(table, group_cols=list(group_by(config, faces)), per_group=settings.per_group,
+                           seed=config.seed, extremes_per_group=settings.extremes_per_group,
+                           pred="pred" if faces.labelled else None, confidence="confidence")
     return chosen.assign(row=chosen.index.to_numpy()).reset_index(drop=True)
 
 
-def model_handle(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None):
-    """A ModelHandle of a trained default model: the torch module, or its Keras twin."""
-    from generator.attribution.handles import keras_handle, torch_handle
-    from generator.models.nets import SmallCNN
-
-    if framework == "torch":
-        return torch_handle(trained.name, load_trained(trained, config), cam_layer=SmallCNN.cam_layer_name)
-    from generator.models.keras_twin import keras_layer_name, load_keras
-
-    return keras_handle(trained.name, load_keras(twin_path), cam_layer=keras_layer_name(SmallCNN.cam_layer_name))
-
-
-def _framework(method: str, twin_path: Path | None) -> tuple[str, str]:
-    """The framework a method runs on for a default model, or a reason to skip it."""
+def _framework(method: str, trained: TrainedModel, twin_path: Path | None) -> tuple[str, str]:
+    """The framework a method runs on for this model, or a reason to skip it."""
     from generator.attribution.registry import REGISTRY
 
     spec = REGISTRY[method]
-    if "torch" in spec.frameworks:
-        return "torch", ""
-    if twin_path is None:
-        reason = spec.unsupported.get("torch", f"{spec.title} does not run on PyTorch models")
+    native = trained.framework
+    if native in spec.frameworks:
+        return native, ""
+    if native == "torch" and twin_path is not None and "keras" in spec.frameworks:
+        return "keras", ""
+    reason = spec.unsupported.get(native, f"{spec.title} does not run on {native} models")
+    if trained.trained and native == "torch":
         return "", f"{reason}; this model has no Keras twin (set keras_twin: true for it)"
-    return "keras", ""
+    return "", reason
 
 
 def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
                       targets: np.ndarray, method: str, twin_path: Path | None) -> MapSet:
     """Maps of ``method`` for the chosen images on one model (predicted class as target)."""
     params = dict(config.attribution.params.get(method, {}))
-    framework, skipped = _framework(method, twin_path)
+    framework, skipped = _framework(method, trained, twin_path)
     key = cache.key("attribution", {"method": method, "params": params, "framework": framework,
                                     "images": chosen["image_id"].tolist(), "targets": targets.tolist(),
                                     "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key,))
@@ -112,7 +117,7 @@ def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin
     from generator.attribution.base import UnsupportedMethod
     from generator.attribution.registry import build_explainer, check_maps
 
-    handle = model_handle(config, trained, framework, twin_path)
+    handle = handle_for(config, trained, framework, twin_path)
     try:
         explainer = build_explainer(method, handle, params)
     except UnsupportedMethod as reason:

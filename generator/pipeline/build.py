@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from generator.config import Config, config_hash
 from generator.errors import ConfigError, ExportError
 from generator.fileio import atomic_write_text
@@ -29,12 +31,14 @@ from generator.pipeline.results_models import (
 from generator.pipeline.stages import (
     dataset_stage,
     keras_twin_stage,
+    load_stage,
     predict_stage,
     train_stage,
 )
 from generator.pipeline.state import Run, training_text
 from generator.report import artifacts as art
 from generator.report import pages
+from generator.report.generic_pages import GENERIC_PAGES
 from generator.report.provenance import environment_facts
 
 __all__ = ["BuildResult", "build"]
@@ -83,6 +87,9 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     timings: dict[str, float] = {}
     cache = Cache(out.cache_dir)
     run = Run(config, cache, Publisher(cache, out.results_dir))
+    for model in config.models:  # model files are checked before any long work starts
+        if model.kind != "default":
+            load_stage(cache, config, None, model)
     with _timed(timings, "data"):
         run.faces = dataset_stage(run.cache, config)
     with _timed(timings, "models"):
@@ -110,7 +117,10 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
 
 def _models(run: Run) -> None:
     for model in run.config.models:
-        trained = train_stage(run.cache, run.config, run.faces, model)
+        if model.kind == "default":
+            trained = train_stage(run.cache, run.config, run.faces, model)
+        else:
+            trained = load_stage(run.cache, run.config, run.faces, model)
         run.models.append(trained)
         run.predictions[model.name] = predict_stage(run.cache, run.config, run.faces, trained)
         if model.keras_twin:
@@ -134,10 +144,15 @@ def _facts(run: Run) -> dict[str, Any]:
         "dataset": {"key": faces.key, "images": int(len(faces.table)), "seconds": faces.seconds,
                     "image_size": int(faces.images.shape[1]),
                     "identities": int(faces.table["identity"].nunique()),
+                    "has_identity": faces.has_identity, "source": faces.source, "notes": list(faces.notes),
+                    "label_names": list(faces.label_names), "attributes": list(faces.attributes),
+                    "skipped": int(len(faces.skipped)),
+                    "skipped_reasons": faces.skipped["reason"].str.split(":").str[0].value_counts().to_dict()
+                    if len(faces.skipped) else {},
                     "splits": faces.table["split"].value_counts().reindex(SPLIT_ORDER).fillna(0).astype(int).to_dict()},
-        "models": [{"name": m.name, "split": m.config.train_split, "description": m.config.description,
-                    "hash": m.content_hash, "seconds": m.seconds,
-                    "final": m.history.iloc[-1].to_dict(),
+        "models": [{"name": m.name, "kind": m.config.kind, "split": m.config.train_split if m.trained else "",
+                    "description": m.config.description, "hash": m.content_hash, "seconds": m.seconds,
+                    "check": m.check, "final": m.history.iloc[-1].to_dict() if m.history is not None else {},
                     "twin": {k: v for k, v in run.twins.get(m.name, {}).items() if k != "path"}}
                    for m in run.models],
         "training": training_text(run.config),
@@ -176,7 +191,8 @@ def _write_pages(run: Run) -> dict[str, Any]:
     figures = [replace(f, source=source) for f in run.publisher.figures]
     tables = [replace(t, source=source) for t in run.publisher.tables]
     by_id = {a.id: a for a in [*figures, *tables]}
-    for name, writer in PAGES.items():
+    writers = PAGES if run.faces.synthetic else {**PAGES, **GENERIC_PAGES}
+    for name, writer in writers.items():
         atomic_write_text(results / name, writer(facts, by_id))
     for method in facts["explanations"]["methods"]:
         atomic_write_text(results / "methods" / f"{method['name']}.md", pages.method_page(method, by_id))
@@ -191,7 +207,7 @@ def _write_pages(run: Run) -> dict[str, Any]:
 
 def _write_deck(run: Run) -> Path:
     from generator.report.deck import write_deck
-    from generator.report.slides import deck_slides
+    from generator.report.slides import deck_slides, generic_deck_slides
 
     out = run.config.output
     figures = {f.id: f for f in run.publisher.figures}
@@ -201,7 +217,10 @@ def _write_deck(run: Run) -> Path:
         if not target.is_file() or target.read_bytes() != data:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-    slides = deck_slides(_facts(run), figures, {t.id: t for t in run.publisher.tables})
+    if run.faces.synthetic:
+        slides = deck_slides(_facts(run), figures, {t.id: t for t in run.publisher.tables})
+    else:
+        slides = generic_deck_slides(_facts(run), figures)
     return write_deck(slides, out.slides_dir, title=run.config.report.title,
                       subtitle="Bias assessment and explanations of face classifiers",
                       node_modules=out.node_modules)
@@ -239,7 +258,7 @@ def build_site(config: Config, docs_dir: Path) -> Path:
     if stamp.is_file() and stamp.read_text() == key:
         return site_dir
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
-               "-f", str(out.mkdocs_config.resolve()), "-d", str(site_dir)]
+               "-f", str(_site_config(out.mkdocs_config, docs_dir).resolve()), "-d", str(site_dir)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     if done.returncode != 0:
         raise ExportError(f"mkdocs build failed for {out.mkdocs_config}:\n{done.stderr.strip() or done.stdout.strip()}")
@@ -247,6 +266,43 @@ def build_site(config: Config, docs_dir: Path) -> Path:
         shutil.copytree(out.slides_dir, site_dir / "slides", dirs_exist_ok=True)
     atomic_write_text(stamp, key)
     return site_dir
+
+
+# Folders of docs/ that builds write into; a nav entry there whose page no build wrote
+# (e.g. the real-model demo before its first run) is left out of the site, not an error.
+GENERATED_DIRS = ("results/", "real-faces/")
+
+
+def _site_config(mkdocs_config: Path, docs_dir: Path) -> Path:
+    """``mkdocs_config`` itself, or a derived config (``INHERIT``) whose nav skips generated pages not written yet."""
+    raw = yaml.load(mkdocs_config.read_text(encoding="utf-8"), Loader=_AnyTagLoader) or {}
+
+    def keep(entry: Any) -> Any:
+        if isinstance(entry, str):
+            missing = entry.startswith(GENERATED_DIRS) and not (docs_dir / entry).is_file()
+            return None if missing else entry
+        if isinstance(entry, list):
+            kept = [k for k in (keep(e) for e in entry) if k is not None]
+            return kept or None
+        if isinstance(entry, dict):
+            kept = {k: v for k, v in ((k, keep(v)) for k, v in entry.items()) if v is not None}
+            return kept or None
+        return entry
+
+    nav = raw.get("nav")
+    filtered = keep(nav) if nav is not None else None
+    if filtered == nav:
+        return mkdocs_config
+    derived = mkdocs_config.with_name(".mkdocs-build.yml")
+    atomic_write_text(derived, f"INHERIT: {mkdocs_config.name}\n" + yaml.safe_dump({"nav": filtered}, sort_keys=False))
+    return derived
+
+
+class _AnyTagLoader(yaml.SafeLoader):
+    """A safe loader that reads mkdocs' ``!!python/name`` and ``!ENV`` tags as plain values."""
+
+
+_AnyTagLoader.add_multi_constructor("", lambda loader, suffix, node: None)
 
 
 def _tree_digest(folder: Path) -> list[tuple[str, int, int]]:

@@ -12,31 +12,30 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config
-from generator.pipeline.attribution_stages import MapSet, model_handle
+from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache, code_hash
-from generator.pipeline.stages import Faces, TrainedModel, load_trained
+from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
 __all__ = ["evaluation_stage", "prob_fn"]
 
 EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.models.nets",
-                   "generator.pipeline.evaluation_stage")
+                   "generator.models.adapters", "generator.pipeline.evaluation_stage")
 FACE_REGIONS = ("skin", "eyes", "brows", "nose", "mouth")
+REGION_SCORES = ("share_face", "share_background", "share_cue", "pointing_mouth")
 
 
 def prob_fn(handle) -> Any:
-    """Class probabilities for float NHWC images in [0, 255] (the evaluation metrics perturb images)."""
-    import torch
+    """Class probabilities for float NHWC images in [0, 255] (the evaluation metrics perturb images).
 
-    from generator.models.nets import MEAN, STD
-
-    mean = np.asarray(MEAN, dtype=np.float32)
-    std = np.asarray(STD, dtype=np.float32)
+    Uses the handle's own preprocessing, so it holds for any model of the audit; a model
+    that outputs probabilities is wrapped by its adapter to return log-probabilities,
+    whose softmax gives the probabilities back.
+    """
 
     def probabilities(images: np.ndarray) -> np.ndarray:
-        x = (np.asarray(images, dtype=np.float32) / 255.0 - mean) / std
-        with torch.inference_mode():
-            tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(handle.device)
-            return torch.softmax(handle.model(tensor), dim=1).float().cpu().numpy()
+        logits = handle.logits(np.asarray(images, dtype=np.float32))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
     return probabilities
 
@@ -71,16 +70,22 @@ def _evaluate(config: Config, faces: Faces, trained: TrainedModel, chosen: pd.Da
     from generator.evaluation.localisation import mass_on, pointing_game
 
     rows = chosen["row"].to_numpy()
-    images, masks = faces.images[rows], faces.masks[rows]
-    probs = prob_fn(model_handle(config, trained, "torch", None))
-    ids = {name: REGIONS.index(name) for name in REGIONS}
-    return pd.DataFrame({
+    images = faces.images[rows]
+    probs = prob_fn(handle_for(config, trained, trained.framework))
+    scores = {
         "image_id": chosen["image_id"].to_numpy(),
         "deletion_auc": deletion_auc(probs, images, targets, maps, steps=steps),
         "insertion_auc": insertion_auc(probs, images, targets, maps, steps=steps),
         "mufidelity": mu_fidelity(probs, images, targets, maps, seed=config.seed),
         "sparseness": sparseness(maps),
         "complexity": complexity(maps),
+    }
+    if faces.masks is None:  # region scores need the exact masks of the synthetic faces
+        return pd.DataFrame(scores).assign(**{c: np.nan for c in REGION_SCORES})
+    masks = faces.masks[rows]
+    ids = {name: REGIONS.index(name) for name in REGIONS}
+    return pd.DataFrame({
+        **scores,
         "share_face": mass_on(maps, masks, [ids[r] for r in FACE_REGIONS]),
         "share_background": mass_on(maps, masks, [ids["background"]]),
         "share_cue": mass_on(maps, masks, [ids["cue"]]),
@@ -92,10 +97,11 @@ def _infidelity(config: Config, trained: TrainedModel, images: np.ndarray, targe
                 maps: np.ndarray) -> np.ndarray:
     """Captum's infidelity (Yeh et al., 2019) of the maps, with seeded Gaussian perturbations."""
     from generator.evaluation.faithfulness import infidelity
-    from generator.models.nets import preprocess
 
-    model = load_trained(trained, config)
-    return infidelity(model, preprocess(images), targets, maps, seed=config.seed)
+    if trained.framework != "torch":  # Captum's infidelity needs a PyTorch model
+        return np.full(len(images), np.nan)
+    handle = handle_for(config, trained)
+    return infidelity(handle.model, handle.prepare(images), targets, maps, seed=config.seed)
 
 
 SENSITIVITY_FAMILIES = ("gradient", "path", "cam")
@@ -110,7 +116,7 @@ def _sensitivity(config: Config, faces: Faces, trained: TrainedModel, chosen: pd
 
     if REGISTRY[maps.method].family not in SENSITIVITY_FAMILIES:
         return np.full(len(chosen), np.nan)
-    handle = model_handle(config, trained, maps.framework, twin_path)
+    handle = handle_for(config, trained, maps.framework, twin_path)
     explainer = build_explainer(maps.method, handle, dict(config.attribution.params.get(maps.method, {})))
 
     def explain(images: np.ndarray, classes: np.ndarray) -> np.ndarray:

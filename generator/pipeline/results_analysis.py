@@ -33,11 +33,13 @@ def analysis_results(run: Run, explained: Explanations) -> None:
     """Register the analysis figures and tables."""
     data = _Data(run, explained)
     prov = {**run.provenance, "maps": sorted(m.key for m in explained.maps.values()), "permutations": N_PERMUTATIONS}
+    _group_means(run, data, prov)
+    if run.faces.masks is None:  # region analyses need the exact masks of the synthetic faces
+        return
     _region_shares(run, data, prov)
     pair = compared_models(run)
     if pair:
         _fair_vs_biased(run, data, pair, prov)
-    _group_means(run, data, prov)
     if any((m, CAM_METHOD) in explained.maps for m in data.models):
         _facex(run, data, prov)
         _patches(run, data, prov)
@@ -49,10 +51,13 @@ class _Data:
     def __init__(self, run: Run, explained: Explanations) -> None:
         self.run, self.explained = run, explained
         rows = explained.chosen["row"].to_numpy()
-        self.images, self.masks = run.faces.images[rows], run.faces.masks[rows]
-        self.landmarks = run.faces.landmarks[rows]
-        self.meta = explained.chosen[["image_id", "skin_tone", "age_group"]].assign(
-            cue=run.faces.table["cue"].to_numpy()[rows])
+        faces = run.faces
+        self.images = faces.images[rows]
+        self.masks = None if faces.masks is None else faces.masks[rows]
+        self.landmarks = None if faces.landmarks is None else faces.landmarks[rows]
+        self.meta = explained.chosen[["image_id", *faces.attributes]]
+        if "cue" in faces.table:
+            self.meta = self.meta.assign(cue=faces.table["cue"].to_numpy()[rows])
         self.models = [m.name for m in run.models]
 
     def maps(self, model: str, method: str) -> np.ndarray | None:
@@ -69,6 +74,11 @@ class _Data:
                   if (maps := self.maps(model, method)) is not None]
         return pd.concat(frames, ignore_index=True)
 
+    @property
+    def landmarked(self) -> bool:
+        """Whether the faces have landmarks to align them by (otherwise the crops are taken as aligned)."""
+        return self.landmarks is not None
+
     @cache
     def alignment(self) -> tuple[list, pd.DataFrame]:
         from generator.analysis.alignment import alignment_transforms
@@ -81,8 +91,20 @@ class _Data:
         from generator.analysis.alignment import warp_to_template
         from generator.analysis.group_maps import normalise_maps
 
+        maps = normalise_maps(self.maps(model, method))
+        if not self.landmarked:
+            return maps
         transforms, _ = self.alignment()
-        return warp_to_template(normalise_maps(self.maps(model, method)), transforms, self.images.shape[1])
+        return warp_to_template(maps, transforms, self.images.shape[1])
+
+    def mean_face(self) -> np.ndarray:
+        """The mean (aligned) face: the background of the group-mean figures."""
+        from generator.analysis.alignment import warp_to_template
+
+        if not self.landmarked:
+            return self.images.astype(np.float32).mean(axis=0)
+        transforms, _ = self.alignment()
+        return np.nanmean(warp_to_template(self.images.astype(np.float32), transforms, self.images.shape[1]), axis=0)
 
 
 def _region_shares(run: Run, data: _Data, prov: dict[str, Any]) -> None:
@@ -165,53 +187,63 @@ def _region_comparisons(data: _Data, fair: str, biased: str, seed: int, titles: 
 
 
 def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
-    from generator.analysis.alignment import warp_to_template
     from generator.figures.analysis import difference_maps
 
-    transforms, report = data.alignment()
-    run.publisher.table("tab-analysis-alignment", title="Alignment of the explained faces",
-                        caption="Each explained image's similarity transform to the canonical face from its five "
-                                "landmarks: RMS residual in pixels; images above 4 px are not aligned and are left "
-                                "out of the group means (with the reason).", page="analysis.md", provenance=prov,
-                        make=lambda: data.alignment()[1])
-    groups = data.meta["skin_tone"].to_numpy()
-    size = data.images.shape[1]
-    mean_face = np.nanmean(warp_to_template(data.images.astype(np.float32), transforms, size), axis=0)
-    pair = compared_models(run)
+    words = run.vocabulary
+    if data.landmarked:
+        _, report = data.alignment()
+        run.publisher.table("tab-analysis-alignment", title="Alignment of the explained faces",
+                            caption="Each explained image's similarity transform to the canonical face from its five "
+                                    "landmarks: RMS residual in pixels; images above 4 px are not aligned and are left "
+                                    "out of the group means (with the reason).", page="analysis.md",
+                            provenance=prov, make=lambda: data.alignment()[1])
+        n_aligned = int(report["aligned"].sum())
+        how = f"warped to a canonical face from its landmarks; {n_aligned} of {len(report)} images aligned"
+    else:
+        how = ("not warped: the dataset has no landmarks, so its crops are taken as aligned as they come; "
+               "misaligned crops blur these means")
+    attribute = words.primary
+    group_name = words.name(attribute)
+    groups = data.meta[attribute].astype(str).to_numpy()
+    mean_face = data.mean_face()
+    pair = compared_models(run) or (tuple(data.models[:2]) if len(data.models) >= 2 else None)
     for method in HEADLINE_METHODS:
         if not all(data.maps(m, method) is not None for m in data.models):
             continue
         slug, title = _slug(method), _title(method)
-        n_aligned = int(report["aligned"].sum())
         run.publisher.figure(
-            f"fig-analysis-means-{slug}", title=f"Mean {title} map by skin-tone band",
-            caption=f"Mean of the {title} maps (absolute, each normalised to sum 1, warped to a canonical face from "
-                    f"its landmarks; {n_aligned} of {len(report)} images aligned) per model (rows) and skin-tone band "
-                    "(columns), over the mean aligned face. One colour scale for the whole figure.",
-            alt=f"Grid of mean {title} maps per model and skin-tone band.", page="analysis.md", provenance=prov,
+            f"fig-analysis-means-{slug}", title=f"Mean {title} map by {group_name}",
+            caption=f"Mean of the {title} maps (absolute, each normalised to sum 1, {how}) per model (rows) and "
+                    f"{group_name} (columns), over the mean face. One colour scale for the whole figure.",
+            alt=f"Grid of mean {title} maps per model and {group_name}.", page="analysis.md", provenance=prov,
             make=lambda method=method: _mean_grid(data, method, groups, mean_face))
-        reference = sorted(set(groups))[0]
+        testable = sorted(g for g in set(groups) if (groups == g).sum() >= 2)  # a test needs 2 maps a side
+        if len(testable) < 2:
+            continue
+        reference = testable[0]
         for model in data.models:
             run.publisher.figure(
-                f"fig-analysis-groups-{slug}-{model}", title=f"{title}: each band minus {reference}, model '{model}'",
-                caption=f"Difference of the mean aligned {title} maps of model '{model}' between each skin-tone band "
-                        f"and the reference band {reference}; contours: pixels with a family-wise corrected p < 0.05 "
+                f"fig-analysis-groups-{slug}-{model}", title=f"{title}: each {group_name} minus {reference}, "
+                                                             f"model '{model}'",
+                caption=f"Difference of the mean {title} maps of model '{model}' between each {group_name} "
+                        f"and the reference {reference}; contours: pixels with a family-wise corrected p < 0.05 "
                         f"(two-sample permutation test of Welch t, {N_PERMUTATIONS} permutations, max-statistic "
                         "correction). One symmetric colour scale, white at zero.",
-                alt=f"Difference maps between skin-tone bands for model {model}.", page="analysis.md",
+                alt=f"Difference maps between groups of {group_name} for model {model}.", page="analysis.md",
                 provenance=prov, make=lambda method=method, model=model: _difference_figure(
-                    _between_groups(data, method, model, groups, reference), mean_face, run.config.seed,
+                    _between_groups(data, method, model, groups, reference, testable), mean_face, run.config.seed,
                     difference_maps))
         if pair:
             run.publisher.figure(
-                f"fig-analysis-difference-{slug}", title=f"Biased minus fair: {title}",
-                caption=f"Difference of the mean aligned {title} maps, model '{pair[1]}' minus model '{pair[0]}', per "
-                        f"skin-tone band; contours: pixels with a family-wise corrected p < 0.05 (permutation test "
+                f"fig-analysis-difference-{slug}", title=f"'{pair[1]}' minus '{pair[0]}': {title}",
+                caption=f"Difference of the mean {title} maps, model '{pair[1]}' minus model '{pair[0]}', per "
+                        f"{group_name}; contours: pixels with a family-wise corrected p < 0.05 (permutation test "
                         f"of Welch t, {N_PERMUTATIONS} permutations, max-statistic correction). One symmetric colour "
                         "scale, white at zero.",
-                alt=f"Difference maps of {title}, biased minus fair, per skin-tone band.", page="analysis.md",
+                alt=f"Difference maps of {title}, {pair[1]} minus {pair[0]}, per {group_name}.", page="analysis.md",
                 provenance=prov, make=lambda method=method: _difference_figure(
-                    _between_models(data, method, pair, groups), mean_face, run.config.seed, difference_maps))
+                    _between_models(data, method, pair, groups, testable), mean_face, run.config.seed,
+                    difference_maps))
 
 
 def _mean_grid(data: _Data, method: str, groups: np.ndarray, mean_face: np.ndarray) -> Any:
@@ -243,14 +275,16 @@ def _difference_figure(comparisons: dict[str, tuple[np.ndarray, np.ndarray]], me
     return plot(diffs, significant, background=mean_face)
 
 
-def _between_groups(data: _Data, method: str, model: str, groups: np.ndarray, reference: str) -> dict:
+def _between_groups(data: _Data, method: str, model: str, groups: np.ndarray, reference: str,
+                    testable: list[str]) -> dict:
     aligned = data.aligned(model, method)
-    return {g: (aligned[groups == g], aligned[groups == reference]) for g in sorted(set(groups) - {reference})}
+    return {g: (aligned[groups == g], aligned[groups == reference]) for g in testable if g != reference}
 
 
-def _between_models(data: _Data, method: str, pair: tuple[str, str], groups: np.ndarray) -> dict:
+def _between_models(data: _Data, method: str, pair: tuple[str, str], groups: np.ndarray,
+                    testable: list[str]) -> dict:
     fair, biased = data.aligned(pair[0], method), data.aligned(pair[1], method)
-    return {g: (biased[groups == g], fair[groups == g]) for g in sorted(set(groups))}
+    return {g: (biased[groups == g], fair[groups == g]) for g in testable}
 
 
 def _facex(run: Run, data: _Data, prov: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 from generator.pipeline.attribution_stages import (
     MapSet,
     attribution_stage,
+    group_by,
     select_stage,
 )
 from generator.pipeline.cache import code_hash
@@ -71,11 +72,15 @@ def attribution_results(run: Run) -> Explanations:
                     continue
                 table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
                 evaluations.append(table.assign(model=trained.name, method=method))
-    groups = chosen[["image_id", "reason", *config.attribution.group_by]]
+    groups = chosen[["image_id", "reason", *group_by(config, run.faces)]]
     out.per_sample = pd.concat(evaluations, ignore_index=True).merge(groups, on="image_id", how="left")
     out.skipped = pd.DataFrame(skipped, columns=["model", "method", "reason"])
     _publish(run, out)
     return out
+
+
+def _groups_text(run: Run) -> str:
+    return " x ".join(run.vocabulary.name(g) for g in group_by(run.config, run.faces))
 
 
 def _targets(run: Run, model: str, chosen: pd.DataFrame) -> np.ndarray:
@@ -99,7 +104,7 @@ def _publish(run: Run, out: Explanations) -> None:
             "code": code_hash("generator.attribution", "generator.evaluation")}
     pub = run.publisher
     pub.table("tab-attribution-images", title="Images explained",
-              caption="The evaluation images explained for every model and method: per skin-tone band x age group "
+              caption=f"The evaluation images explained for every model and method: per {_groups_text(run)} "
                       f"{run.config.attribution.per_group} chosen at random (seed {run.config.seed}), plus per group "
                       "up to one misclassified, the least confident and the most confident image (first model).",
               page="attribution.md", provenance=prov,
@@ -118,7 +123,7 @@ def _publish(run: Run, out: Explanations) -> None:
 def _gallery_rows(run: Run, chosen: pd.DataFrame) -> np.ndarray:
     """One stratified image per group, in group order (indices into ``chosen``)."""
     stratified = chosen[chosen["reason"] == "stratified"]
-    first = stratified.groupby(list(run.config.attribution.group_by), sort=True).head(1)
+    first = stratified.groupby(list(group_by(run.config, run.faces)), sort=True).head(1)
     return first.index.to_numpy()
 
 
@@ -128,7 +133,7 @@ def _galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
 
     rows = _gallery_rows(run, out.chosen)
     images = run.faces.images[out.chosen["row"].to_numpy()[rows]]
-    labels = [" / ".join(str(out.chosen.loc[r, c]) for c in run.config.attribution.group_by) for r in rows]
+    labels = [" / ".join(str(out.chosen.loc[r, c]) for c in group_by(run.config, run.faces)) for r in rows]
     for trained in run.models:
         for library in ("captum", "xplique"):
             methods = [m for m in run.config.attribution.methods if m.startswith(library + ".")
@@ -140,7 +145,7 @@ def _galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
             run.publisher.figure(
                 f"fig-gallery-{trained.name}-{library}", title=f"{library.capitalize()} maps, model '{trained.name}'",
                 caption=f"Attribution maps of model '{trained.name}' for its predicted class, one evaluation image per "
-                        f"skin-tone band x age group (rows), {library.capitalize()} methods (columns). Signed maps on a "
+                        f"{_groups_text(run)} (rows), {library.capitalize()} methods (columns). Signed maps on a "
                         "diverging scale (red positive, blue negative, white zero), absolute maps on a sequential "
                         "scale; each map divided by its 99th percentile of |values|. Parameters: " + params,
                 alt=f"Grid of attribution maps from {library} methods for model {trained.name}.",
@@ -156,7 +161,8 @@ def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> Non
 
     pub, seed = run.publisher, run.config.seed
     per_sample = out.per_sample
-    by_group = list(run.config.attribution.group_by[:1])
+    by_group = list(group_by(run.config, run.faces)[:1])
+    group_name = run.vocabulary.name(by_group[0])
     pub.table("tab-evaluation-per-sample", title="Per-sample evaluation scores",
               caption="Every quality score of every map: one row per image, model and method.", page="evaluation.md",
               provenance=prov, make=lambda: per_sample)
@@ -166,8 +172,8 @@ def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> Non
                 f"percentile-bootstrap intervals (1000 resamples of images, seed {seed}).",
         page="evaluation.md", provenance=prov,
         make=lambda: summarise(per_sample, by=["model", "method"], value_cols=list(METRICS), seed=seed))
-    pub.table("tab-evaluation-by-group", title="Evaluation by skin-tone band",
-              caption="As the evaluation table, split by skin-tone band.", page="evaluation.md", provenance=prov,
+    pub.table("tab-evaluation-by-group", title=f"Evaluation by {group_name}",
+              caption=f"As the evaluation table, split by {group_name}.", page="evaluation.md", provenance=prov,
               make=lambda: summarise(per_sample, by=["model", "method", *by_group], value_cols=list(METRICS),
                                      seed=seed))
     pub.table("tab-evaluation-ranking", title="Ranking of methods",
@@ -180,7 +186,7 @@ def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> Non
                caption=summary.caption, alt="Dot plots of evaluation metrics per method and model.",
                page="evaluation.md", provenance=prov,
                make=lambda: evaluation_dots(summary.frame, metrics=("deletion_auc", "insertion_auc", "mufidelity",
-                                                                    "share_cue"),
+                                                                    *(("share_cue",) if run.faces.synthetic else ())),
                                             method_titles=out.titles,
                                             higher_is_better={"deletion_auc": False, "insertion_auc": True,
                                                               "mufidelity": True, "share_cue": False}))
@@ -190,9 +196,9 @@ def _sanity(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
     from generator.figures.attribution import sanity_curves
 
     config = run.config
-    trained = run.models[0]
+    trained = next((m for m in run.models if m.framework == "torch"), None)
     methods = [m for m in config.attribution.sanity_methods if m.startswith("captum.")]
-    if not methods:
+    if not methods or trained is None:
         return
     count = min(config.attribution.sanity_images, len(out.chosen))
     key = run.cache.key("sanity", {"methods": methods, "images": out.chosen["image_id"][:count].tolist(),
@@ -221,13 +227,14 @@ def _sanity(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
 
 
 def _sanity_table(run: Run, out: Explanations, trained, methods: list[str], count: int) -> pd.DataFrame:
-    from generator.attribution.handles import torch_handle
+    from dataclasses import replace
+
     from generator.attribution.registry import build_explainer
     from generator.evaluation.sanity import cascading_randomisation
-    from generator.models.nets import SmallCNN
-    from generator.pipeline.stages import load_trained
+    from generator.pipeline.stages import handle_for
 
-    model = load_trained(trained, run.config)
+    original = handle_for(run.config, trained)
+    model = original.model
     images = run.faces.images[out.chosen["row"].to_numpy()[:count]]
     targets = _targets(run, trained.name, out.chosen.iloc[:count])
     tables = []
@@ -235,7 +242,7 @@ def _sanity_table(run: Run, out: Explanations, trained, methods: list[str], coun
         params = dict(run.config.attribution.params.get(method, {}))
 
         def factory(randomised, method=method, params=params):
-            handle = torch_handle(trained.name, randomised, cam_layer=SmallCNN.cam_layer_name)
+            handle = replace(original, model=randomised)
             explainer = build_explainer(method, handle, params)
             return lambda x, t: explainer.explain(_uint8(x), t)
 
@@ -295,21 +302,19 @@ def _matched_ig_agreement(run: Run, out: Explanations) -> list[pd.DataFrame]:
     With the same integration rule the two libraries should agree to float32 precision;
     the default comparison above mixes Gauss-Legendre (Captum) and trapezoid (Xplique).
     """
-    from generator.attribution.handles import torch_handle
     from generator.attribution.registry import build_explainer
     from generator.evaluation.agreement import map_agreement
-    from generator.models.nets import SmallCNN
-    from generator.pipeline.stages import load_trained
+    from generator.pipeline.stages import handle_for
 
     method = "xplique.integrated_gradients"
     frames = []
     for trained in run.models:
         xplique = out.maps.get((trained.name, method))
-        if xplique is None or xplique.maps is None:
+        if xplique is None or xplique.maps is None or trained.framework != "torch":
             continue
         params = {**_defaults(method), **run.config.attribution.params.get(method, {})}
         steps = int(params["steps"])
-        handle = torch_handle(trained.name, load_trained(trained, run.config), cam_layer=SmallCNN.cam_layer_name)
+        handle = handle_for(run.config, trained)
         explainer = build_explainer("captum.integrated_gradients", handle,
                                     {"steps": steps, "rule": "riemann_trapezoid", "baseline": params["baseline"]})
         images = run.faces.images[out.chosen["row"].to_numpy()]
@@ -329,14 +334,14 @@ def _completeness(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
 
     def table() -> pd.DataFrame:
         from generator.evaluation.agreement import completeness_gap
-        from generator.pipeline.attribution_stages import model_handle
+        from generator.pipeline.stages import handle_for
 
         images = run.faces.images[out.chosen["row"].to_numpy()]
         rows = []
         for trained, method in pairs:
             params = {**_defaults(method), **run.config.attribution.params.get(method, {})}
             baseline = np.zeros_like(images) if params.get("baseline", "black") == "black" else np.full_like(images, 127)
-            handle = model_handle(run.config, trained, "torch", None)
+            handle = handle_for(run.config, trained, trained.framework)
             targets = _targets(run, trained.name, out.chosen)
             pick = np.arange(len(images))
             f_x = handle.logits(images)[pick, targets]
@@ -369,7 +374,7 @@ def _method_galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None
 
     rows = _gallery_rows(run, out.chosen)
     images = run.faces.images[out.chosen["row"].to_numpy()[rows]]
-    labels = [" / ".join(str(out.chosen.loc[r, c]) for c in run.config.attribution.group_by) for r in rows]
+    labels = [" / ".join(str(out.chosen.loc[r, c]) for c in group_by(run.config, run.faces)) for r in rows]
     for method in run.config.attribution.methods:
         found = {m.name: out.maps[(m.name, method)] for m in run.models}
         usable = {name: f for name, f in found.items() if f.maps is not None and not _invalid(f)}
@@ -381,7 +386,7 @@ def _method_galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None
         run.publisher.figure(
             f"fig-method-{method.replace('.', '-').replace('_', '-')}", title=f"{out.titles[method]} by model",
             caption=f"{out.titles[method]} maps of each model (columns) for its predicted class, one evaluation image "
-                    f"per skin-tone band x age group (rows); each map divided by its 99th percentile of |values|. "
+                    f"per {_groups_text(run)} (rows); each map divided by its 99th percentile of |values|. "
                     f"Parameters: {caption}.",
             alt=f"{out.titles[method]} maps of each model for one face per group.", page=f"methods/{method}.md",
             provenance={**prov, "method": method}, make=lambda maps=maps, signed=signed: gallery(

@@ -11,22 +11,22 @@ from typing import Any, Callable
 import pandas as pd
 
 from generator.pipeline.cache import file_sha256
-from generator.pipeline.state import Run, evaluation_table
+from generator.pipeline.state import Run, Vocabulary, evaluation_table
 
-__all__ = ["ATTRIBUTES", "N_BOOT", "SUBGROUP", "bias_results"]
+__all__ = ["N_BOOT", "bias_results"]
 
-ATTRIBUTES = ("skin_tone", "age_group")
-SUBGROUP = ("skin_tone", "age_group")  # verification subgroups, like BFW's ethnicity x gender
 N_BOOT = 200
 RATES = ("tpr", "fpr", "selection_rate", "precision")
 
 
 def bias_results(run: Run) -> None:
     """Register every bias figure and table of every model."""
-    evaluation = evaluation_table(run)
+    evaluation = evaluation_table(run) if run.faces.labelled else {}
+    words = run.vocabulary
     for name, frame in evaluation.items():
-        _classification(run, name, _lazy(lambda frame=frame: _classification_report(frame, run.config.seed)))
-        _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
+        _classification(run, name, _lazy(lambda frame=frame: _classification_report(frame, run.config.seed, words)))
+        if run.predictions[name].embeddings is not None and run.faces.has_identity:
+            _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
     table = run.config.verification.pairs_table
     if table is not None:
         _verification(run, "pairs-table", _lazy(lambda: _table_reports(run)),
@@ -48,27 +48,29 @@ def _lazy(function: Callable[[], Any]) -> Callable[[], Any]:
     return cache(function)
 
 
-def _classification_report(frame: pd.DataFrame, seed: int):
+def _classification_report(frame: pd.DataFrame, seed: int, words: Vocabulary):
     from generator.bias.classification import classification_report
-    from generator.datasets.synthetic import LABEL_NAMES
 
-    frame = frame.assign(prob_0=1.0 - frame["prob_1"])
-    return classification_report(frame, attributes=ATTRIBUTES, scores=["prob_0", "prob_1"], n_boot=N_BOOT,
-                                 seed=seed, class_names=LABEL_NAMES)
+    scores = [f"prob_{k}" for k in range(len(words.label_names))]
+    return classification_report(frame, attributes=list(words.attributes), scores=scores, n_boot=N_BOOT,
+                                 seed=seed, class_names=list(words.label_names))
 
 
 def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
-    from generator.datasets.synthetic import LABEL_NAMES
     from generator.figures import bias as figs
 
-    pub, seed = run.publisher, run.config.seed
-    prov = {**run.provenance, "model": model, "n_boot": N_BOOT, "attributes": list(ATTRIBUTES)}
+    pub, seed, words = run.publisher, run.config.seed, run.vocabulary
+    LABEL_NAMES, group, groups = list(words.label_names), words.primary, words.name(words.primary)
+    names = [words.name(a) for a in words.attributes]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    prov = {**run.provenance, "model": model, "n_boot": N_BOOT, "attributes": list(words.attributes)}
     boot = f"95% percentile-bootstrap intervals ({N_BOOT} resamples of the evaluation images, seed {seed})"
     page = "bias-classification.md"
     pub.table(f"tab-bias-rates-{model}", title=f"Rates by group, model '{model}'",
               caption=f"Base rate, accuracy, TPR, FPR, FNR, precision, selection rate and F1 of model '{model}' on "
-                      f"the evaluation split for each skin-tone band, age group and their intersections, class "
-                      f"'smiling' as positive, with {boot}. Undefined rates are empty with a note.",
+                      f"the evaluation split for each {listed}"
+                      f"{' and their intersections' if len(names) > 1 else ''}, class '{words.positive}' as "
+                      f"positive{'' if len(LABEL_NAMES) == 2 else ' (one-vs-rest for every class)'}, with {boot}. Undefined rates are empty with a note.",
               page=page, provenance=prov, make=lambda: report().by_group)
     pub.table(f"tab-bias-disparities-{model}", title=f"Disparities, model '{model}'",
               caption=f"Demographic parity (selection rate), equal opportunity (TPR) and equalized odds (TPR and "
@@ -78,23 +80,23 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
     pub.table(f"tab-bias-ece-{model}", title=f"Expected calibration error, model '{model}'",
               caption=f"ECE of model '{model}' per group (10 equal-width bins of the predicted class's "
                       f"probability), with {boot}.", page=page, provenance=prov, make=lambda: report().ece)
-    pub.figure(f"fig-bias-rates-{model}", title=f"Error rates by skin-tone band, model '{model}'",
-               caption=f"TPR, FPR, selection rate and precision of model '{model}' per skin-tone band, class "
-                       f"'smiling' positive; whiskers: {boot}.",
-               alt=f"Dot plots of four rates per skin-tone band for model {model}.", page=page, provenance=prov,
-               make=lambda: figs.metric_by_group(report().by_group, metrics=RATES, attributes="skin_tone"))
-    pub.figure(f"fig-bias-confusion-{model}", title=f"Confusion matrices by skin-tone band, model '{model}'",
-               caption=f"Row-normalised confusion matrix of model '{model}' for each skin-tone band of the "
+    pub.figure(f"fig-bias-rates-{model}", title=f"Error rates by {groups}, model '{model}'",
+               caption=f"TPR, FPR, selection rate and precision of model '{model}' per {groups}, class "
+                       f"'{words.positive}' positive; whiskers: {boot}.",
+               alt=f"Dot plots of four rates per {groups} for model {model}.", page=page, provenance=prov,
+               make=lambda: figs.metric_by_group(report().by_group, metrics=RATES, attributes=group))
+    pub.figure(f"fig-bias-confusion-{model}", title=f"Confusion matrices by {groups}, model '{model}'",
+               caption=f"Row-normalised confusion matrix of model '{model}' for each {groups} of the "
                        "evaluation split (rows: true label, columns: prediction; counts in cells).",
-               alt=f"One confusion matrix per skin-tone band for model {model}.", page=page, provenance=prov,
-               make=lambda: figs.confusion_matrices(report().confusion, attributes="skin_tone",
+               alt=f"One confusion matrix per {groups} for model {model}.", page=page, provenance=prov,
+               make=lambda: figs.confusion_matrices(report().confusion, attributes=group,
                                                     class_names=LABEL_NAMES))
-    pub.figure(f"fig-bias-calibration-{model}", title=f"Calibration by skin-tone band, model '{model}'",
-               caption=f"Reliability curves of model '{model}' per skin-tone band: accuracy against mean "
+    pub.figure(f"fig-bias-calibration-{model}", title=f"Calibration by {groups}, model '{model}'",
+               caption=f"Reliability curves of model '{model}' per {groups}: accuracy against mean "
                        "confidence of the predicted class in 10 equal-width bins; the diagonal is perfect "
-                       "calibration; the legend gives each band's ECE.",
-               alt=f"Reliability curves per skin-tone band for model {model}.", page=page, provenance=prov,
-               make=lambda: figs.reliability(report().calibration, report().ece, attributes="skin_tone"))
+                       "calibration; the legend gives each group's ECE.",
+               alt=f"Reliability curves per {groups} for model {model}.", page=page, provenance=prov,
+               make=lambda: figs.reliability(report().calibration, report().ece, attributes=group))
 
 
 def _verification_reports(run: Run, model: str) -> tuple[Any, Any]:
@@ -103,8 +105,9 @@ def _verification_reports(run: Run, model: str) -> tuple[Any, Any]:
 
     evaluation = run.faces.table[run.faces.table["split"] == "eval"].reset_index(drop=True)
     embeddings = run.predictions[model].embeddings
-    pairs = pairs_from_embeddings(evaluation, embeddings, subgroup=list(SUBGROUP), seed=run.config.seed)
-    groups = evaluation[list(SUBGROUP)].astype(str).agg(" / ".join, axis=1)
+    subgroup = list(run.vocabulary.pair)
+    pairs = pairs_from_embeddings(evaluation, embeddings, subgroup=subgroup, seed=run.config.seed)
+    groups = evaluation[subgroup].astype(str).agg(" / ".join, axis=1)
     confusion = rank1_confusion(embeddings, evaluation["identity"].tolist(), groups.tolist())
     return verification_report(pairs, seed=run.config.seed), confusion
 
@@ -115,14 +118,15 @@ def _verification(run: Run, model: str, reports: Callable[[], Any], *, pairs_tex
     from generator.figures import bias as figs
 
     pub = run.publisher
-    prov = {**run.provenance, "model": model, "subgroup": list(SUBGROUP), "pairs": "genuine: up to 20 per identity; "
+    words = run.vocabulary
+    prov = {**run.provenance, "model": model, "subgroup": list(words.pair), "pairs": "genuine: up to 20 per identity; "
             "imposters: 5 per genuine, same subgroup; 5 subject-disjoint folds", **(prov_extra or {})}
     page = "bias-verification.md"
     subject = subject or f"model '{model}'"
     pairs_text = pairs_text or (
         f"Pairs of evaluation images scored by the cosine similarity of model '{model}''s pooled features; "
         "genuine pairs share an identity, imposter pairs are different identities of the same subgroup "
-        "(skin-tone band / age group); 5 subject-disjoint folds, thresholds chosen on the other folds.")
+        f"({' / '.join(words.name(a) for a in words.pair)}); 5 subject-disjoint folds, thresholds chosen on the other folds.")
     pub.table(f"tab-verification-tar-{model}", title=f"TAR at FAR by subgroup, {subject}",
               caption=f"{pairs_text} TAR at each intended FAR with one global threshold and with per-subgroup "
                       "thresholds (mean and SD over folds). Empty where the FAR needs more imposters than exist.",

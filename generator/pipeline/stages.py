@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,57 +18,106 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config, ModelConfig
+from generator.errors import DataError, ModelError
 from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.progress import progress_bar
 
-__all__ = ["Faces", "Predictions", "TrainedModel", "dataset_stage", "keras_twin_stage",
-           "predict_stage", "train_stage"]
+__all__ = ["Faces", "Predictions", "TrainedModel", "dataset_stage", "handle_for", "keras_twin_stage",
+           "load_stage", "predict_stage", "train_stage"]
 
 # Each stage's key includes the hash of the code that computes it (see code_hash).
 DATASET_CODE = ("generator.datasets.synthetic",)
+FILES_CODE = ("generator.datasets", "generator.pipeline.stages")
 TRAIN_CODE = ("generator.models.nets", "generator.models.train")
 KERAS_CODE = ("generator.models.nets", "generator.models.keras_twin")
-PREDICT_CODE = ("generator.models.nets", "generator.models.train")
+PREDICT_CODE = ("generator.models.nets", "generator.models.train", "generator.models.adapters",
+                "generator.attribution.handles")
+
+
+SKIPPED_COLUMNS = ["source", "reason"]
 
 
 @dataclass(frozen=True)
 class Faces:
-    """The dataset: images, masks, landmarks and the table of attributes."""
+    """The dataset: images, the table of attributes and, for the synthetic faces, masks and landmarks.
+
+    ``table`` has one row per usable image: ``image_id``, ``identity``, ``split``,
+    ``label`` (class index; -1 when unlabelled), ``label_name`` and one column per
+    protected attribute (``attributes``); the synthetic set adds ``cue`` and more.
+    ``skipped`` lists images and rows that were left out, with the reason.
+    """
 
     key: str
     images: np.ndarray
-    masks: np.ndarray
-    landmarks: np.ndarray
+    masks: np.ndarray | None
+    landmarks: np.ndarray | None
     table: pd.DataFrame
     seconds: float
+    kind: str = "synthetic"
+    attributes: tuple[str, ...] = ("skin_tone", "age_group")
+    label_names: tuple[str, ...] = ("not smiling", "smiling")
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIPPED_COLUMNS))
+    notes: tuple[str, ...] = ()
+    source: str = "synthetic faces drawn at run time"
+    has_identity: bool = True
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the images carry a task label (the sample faces do not)."""
+        return len(self.label_names) >= 2
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether these are the embedded synthetic faces (with masks, landmarks and a planted cue)."""
+        return self.kind == "synthetic"
+
+    @property
+    def evaluation(self) -> np.ndarray:
+        """Row indices of the evaluation split."""
+        return np.flatnonzero(self.table["split"].to_numpy() == "eval")
 
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A trained default model with its history and content hash."""
+    """A model of the audit: trained here (``kind`` default) or loaded from a file, with its content hash."""
 
     name: str
     key: str
     path: Path
     content_hash: str
-    history: pd.DataFrame
+    history: pd.DataFrame | None
     seconds: float
     config: ModelConfig
+    framework: str = "torch"
+    check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the model was trained by this build (the built-in CNN)."""
+        return self.config.kind == "default"
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """One model's predictions on the evaluation split."""
+    """One model's predictions on the evaluation split (embeddings only for the built-in CNN)."""
 
     model: str
     key: str
     table: pd.DataFrame
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None
 
 
 def dataset_stage(cache: Cache, config: Config) -> Faces:
-    """Generate (or load) the synthetic faces."""
-    from generator.datasets.synthetic import SyntheticParams, generate
+    """Generate the synthetic faces, or read the user's dataset, or the sample faces (or load from cache)."""
+    if config.dataset.kind == "synthetic":
+        return _synthetic_stage(cache, config)
+    if config.dataset.kind == "sample_faces":
+        return _sample_faces_stage(cache, config)
+    return _files_stage(cache, config)
+
+
+def _synthetic_stage(cache: Cache, config: Config) -> Faces:
+    from generator.datasets.synthetic import LABEL_NAMES, SyntheticParams, generate
 
     params = SyntheticParams(**config.dataset.synthetic.model_dump())
     key = cache.key("dataset", {"synthetic": params.as_dict(), "seed": config.seed, "code": code_hash(*DATASET_CODE)})
@@ -87,7 +136,72 @@ def dataset_stage(cache: Cache, config: Config) -> Faces:
     entry = cache.get_or_compute("dataset", key, compute)
     table = pd.read_csv(entry / "table.csv", dtype={"image_id": str, "identity": str})
     return Faces(key, np.load(entry / "images.npy"), np.load(entry / "masks.npy"),
-                 np.load(entry / "landmarks.npy"), table, _read_meta(entry)["seconds"])
+                 np.load(entry / "landmarks.npy"), table, _read_meta(entry)["seconds"], label_names=LABEL_NAMES)
+
+
+def _sample_faces_stage(cache: Cache, config: Config) -> Faces:
+    from generator.datasets.sample_faces import sample_faces
+
+    size = config.dataset.image_size
+    key = cache.key("dataset", {"kind": "sample_faces", "size": size,
+                                "code": code_hash("generator.datasets.sample_faces")})
+
+    def compute(folder: Path) -> None:
+        start = time.perf_counter()
+        images, table = sample_faces(size)
+        np.save(folder / "images.npy", images)
+        table.assign(split="eval", label=-1, label_name="").to_csv(folder / "table.csv", index=False)
+        _write_meta(folder, seconds=time.perf_counter() - start)
+
+    entry = cache.get_or_compute("dataset", key, compute)
+    table = pd.read_csv(entry / "table.csv", dtype={"image_id": str, "identity": str}, keep_default_na=False)
+    return Faces(key, np.load(entry / "images.npy"), None, None, table, _read_meta(entry)["seconds"],
+                 kind="sample_faces", attributes=("source",), label_names=(), has_identity=False,
+                 source="face photographs shipped with scikit-image and matplotlib (no labels)")
+
+
+def _files_stage(cache: Cache, config: Config) -> Faces:
+    """A user's dataset: the table is read first, then only the selected images (cached by their content)."""
+    from generator.datasets.load import content_digest, load_table
+
+    settings = config.dataset
+    faces = load_table(settings, seed=config.seed, trains_models=config.trains_models)
+    digest = content_digest(faces.root, faces.table["path"])
+    described = settings.model_dump(mode="json", exclude={"synthetic", "root", "annotations", "identity_file"})
+    key = cache.key("dataset", {"settings": described, "table": _frame_digest(faces.table), "images": digest,
+                                "seed": config.seed, "code": code_hash(*FILES_CODE)})
+
+    def compute(folder: Path) -> None:
+        from generator.datasets.images import read_images
+
+        start = time.perf_counter()
+        with progress_bar(len(faces.table), "images") as bar:
+            images, skipped, kept = read_images(faces.root, faces.table["path"].tolist(), settings.image_size,
+                                                progress=bar.update)
+        table = faces.table.loc[kept].reset_index(drop=True)
+        if table.empty:
+            raise DataError(f"dataset.root '{settings.root}': none of the {len(faces.table)} listed images could be "
+                            f"read; first reasons: {skipped['reason'].head(3).tolist()}")
+        np.save(folder / "images.npy", images)
+        table.to_csv(folder / "table.csv", index=False)
+        listed = pd.concat([faces.skipped[SKIPPED_COLUMNS].assign(stage="table"),
+                            skipped.rename(columns={"path": "source"})[SKIPPED_COLUMNS].assign(stage="image")],
+                           ignore_index=True)
+        listed.to_csv(folder / "skipped.csv", index=False)
+        _write_meta(folder, seconds=time.perf_counter() - start, listed=int(len(faces.table)))
+
+    entry = cache.get_or_compute("dataset", key, compute)
+    text = {c: str for c in ("image_id", "identity", "path", *faces.attributes)}
+    table = pd.read_csv(entry / "table.csv", dtype=text, keep_default_na=False)
+    skipped = pd.read_csv(entry / "skipped.csv", dtype=str, keep_default_na=False)
+    return Faces(key, np.load(entry / "images.npy"), None, None, table, _read_meta(entry)["seconds"],
+                 kind=settings.kind, attributes=tuple(faces.attributes), label_names=tuple(faces.label_names),
+                 skipped=skipped, notes=tuple(getattr(faces, "notes", ())), source=faces.source,
+                 has_identity=faces.has_identity)
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()[:16]
 
 
 def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig) -> TrainedModel:
@@ -110,6 +224,7 @@ def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig) 
         with progress_bar(params.epochs, f"train {model.name}", unit="epoch") as bar:
             result = train_model(
                 faces.images[train], faces.table["label"].to_numpy()[train], params, config.seed,
+                num_classes=len(faces.label_names),
                 eval_images=faces.images[evaluation], eval_labels=faces.table["label"].to_numpy()[evaluation],
                 progress=lambda epoch, metrics: bar.update(1),
             )
@@ -121,7 +236,47 @@ def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig) 
     entry = cache.get_or_compute("train", key, compute)
     meta = _read_meta(entry)
     return TrainedModel(model.name, key, entry / "model.pt", meta["content_hash"],
-                        pd.read_csv(entry / "history.csv"), meta["seconds"], model)
+                        pd.read_csv(entry / "history.csv"), meta["seconds"], model,
+                        check={"classes": len(faces.label_names)})
+
+
+def model_spec(model: ModelConfig) -> Any:
+    """The adapter's view of a model entry of the config (preprocessing as the adapter's type)."""
+    from types import SimpleNamespace
+
+    from generator.models.adapters import Preprocessing
+
+    pre = model.preprocessing
+    return SimpleNamespace(**{**model.model_dump(), "preprocessing": Preprocessing(
+        size=pre.shape, mean=tuple(pre.mean), std=tuple(pre.std), channel_order=pre.channel_order)})
+
+
+_LOADED: dict[str, Any] = {}
+
+
+def _load_file_model(model: ModelConfig) -> Any:
+    """Load a model file once per process (ONNX conversion and class files are not free)."""
+    from generator.models.adapters import load_model
+
+    key = model.model_dump_json()
+    if key not in _LOADED:
+        _LOADED[key] = load_model(model_spec(model))
+    return _LOADED[key]
+
+
+def load_stage(cache: Cache, config: Config, faces: Faces | None, model: ModelConfig) -> TrainedModel:
+    """Load a model file, check it against the declared input and the dataset's classes (before any long work)."""
+    from generator.models.adapters import check_model
+
+    loaded = _load_file_model(model)  # loading runs a probe batch at the declared input size
+    if faces is not None and faces.labelled:
+        check_model(loaded, faces.label_names)
+    key = cache.key("model", {"hash": loaded.content_hash, "settings": model.model_dump(mode="json", exclude={
+        "path", "class_file", "description"})})
+    return TrainedModel(model.name, key, Path(model.path), loaded.content_hash, None, 0.0, model,
+                        framework=loaded.framework, check={"outputs": loaded.outputs, "classes": loaded.num_classes,
+                                                           "cam_layer": loaded.cam_layer,
+                                                           "description": loaded.description, **loaded.check})
 
 
 def load_trained(trained: TrainedModel, config: Config) -> Any:
@@ -130,14 +285,30 @@ def load_trained(trained: TrainedModel, config: Config) -> Any:
 
     from generator.models.nets import SmallCNN
 
-    net = SmallCNN(num_classes=2, width=config.training.width)
+    net = SmallCNN(num_classes=trained.check.get("classes", 2), width=config.training.width)
     net.load_state_dict(torch.load(trained.path, map_location="cpu", weights_only=True))
     return net.eval()
 
 
+def handle_for(config: Config, trained: TrainedModel, framework: str | None = None,
+               twin_path: Path | None = None) -> Any:
+    """A ModelHandle of any model of the audit: its native framework, or the Keras twin of a default model."""
+    from generator.attribution.handles import keras_handle, torch_handle
+
+    if not trained.trained:
+        return _load_file_model(trained.config).handle()
+    from generator.models.nets import SmallCNN
+
+    if framework in (None, "torch"):
+        return torch_handle(trained.name, load_trained(trained, config), cam_layer=SmallCNN.cam_layer_name)
+    from generator.models.keras_twin import keras_layer_name, load_keras
+
+    return keras_handle(trained.name, load_keras(twin_path), cam_layer=keras_layer_name(SmallCNN.cam_layer_name))
+
+
 def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> dict[str, Any]:
     """Convert a trained model to Keras and record how closely the two agree."""
-    key = cache.key("keras", {"code": code_hash(*KERAS_CODE), "size": config.dataset.synthetic.image_size}, (trained.key,))
+    key = cache.key("keras", {"code": code_hash(*KERAS_CODE), "size": image_size(config)}, (trained.key,))
 
     def compute(folder: Path) -> None:
         from generator.models.keras_twin import save_keras, to_keras
@@ -145,7 +316,7 @@ def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
         from generator.models.train import predict
 
         net = load_trained(trained, config)
-        twin = to_keras(net, config.dataset.synthetic.image_size)
+        twin = to_keras(net, image_size(config))
         save_keras(twin, folder / "model.keras")
         probe = faces.images[faces.table["split"].to_numpy() == "eval"][:64]
         torch_logits, _ = predict(net, probe)
@@ -158,26 +329,38 @@ def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
 
 
 def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> Predictions:
-    """Logits, predicted labels and embeddings of one model on the evaluation split."""
+    """Logits, class probabilities, predicted labels (and, for the built-in CNN, embeddings) on the evaluation split."""
     key = cache.key("predict", {"code": code_hash(*PREDICT_CODE)}, (faces.key, trained.key))
 
     def compute(folder: Path) -> None:
-        from generator.models.train import predict
+        images = faces.images[faces.evaluation]
+        if trained.trained:
+            from generator.models.train import predict
 
-        evaluation = faces.table["split"].to_numpy() == "eval"
-        logits, embeddings = predict(load_trained(trained, config), faces.images[evaluation])
-        table = faces.table.loc[evaluation, ["image_id"]].reset_index(drop=True)
+            logits, embeddings = predict(load_trained(trained, config), images)
+            np.save(folder / "embeddings.npy", embeddings)
+        else:
+            logits = handle_for(config, trained).logits(images)
+        table = faces.table.loc[faces.evaluation, ["image_id"]].reset_index(drop=True)
         for k in range(logits.shape[1]):
             table[f"logit_{k}"] = logits[:, k]
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        table["prob_1"] = (shifted / shifted.sum(axis=1, keepdims=True))[:, 1]
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        for k in range(logits.shape[1]):
+            table[f"prob_{k}"] = probs[:, k]
         table["pred"] = logits.argmax(axis=1)
+        table["confidence"] = probs.max(axis=1)
         table.to_csv(folder / "predictions.csv", index=False)
-        np.save(folder / "embeddings.npy", embeddings)
 
     entry = cache.get_or_compute("predict", key, compute)
     table = pd.read_csv(entry / "predictions.csv", dtype={"image_id": str})
-    return Predictions(trained.name, key, table, np.load(entry / "embeddings.npy"))
+    embeddings = np.load(entry / "embeddings.npy") if (entry / "embeddings.npy").is_file() else None
+    return Predictions(trained.name, key, table, embeddings)
+
+
+def image_size(config: Config) -> int:
+    """Side of the dataset's square images in pixels."""
+    return config.dataset.synthetic.image_size if config.dataset.kind == "synthetic" else config.dataset.image_size
 
 
 def state_dict_hash(state: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from generator.pipeline.cache import Cache
 from generator.pipeline.publish import Publisher
 from generator.pipeline.stages import Faces, Predictions, TrainedModel
 
-__all__ = ["Run", "evaluation_table", "training_text"]
+__all__ = ["Run", "Vocabulary", "evaluation_table", "training_text", "vocabulary"]
 
 
 @dataclass
@@ -28,10 +28,52 @@ class Run:
     explanations: Any = None
 
     @property
+    def vocabulary(self) -> "Vocabulary":
+        """How the dataset's label and groups are named in captions."""
+        return vocabulary(self.faces)
+
+    @property
     def provenance(self) -> dict[str, Any]:
         """Hashes of the data and models every result depends on, plus the seed."""
         return {"dataset": self.faces.key, "models": {m.name: m.content_hash for m in self.models},
                 "seed": self.config.seed}
+
+
+# Display names of the attributes the loaders produce (others are shown as their column name).
+ATTRIBUTE_NAMES = {"skin_tone": "skin-tone band", "age_group": "age group", "race": "race", "age": "age bin",
+                   "gender": "gender", "ethnicity": "ethnicity", "source": "image source"}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words captions use for a dataset's task and groups."""
+
+    attributes: tuple[str, ...]
+    label_names: tuple[str, ...]
+
+    def name(self, attribute: str) -> str:
+        """The display name of an attribute column (e.g. ``skin_tone`` -> "skin-tone band")."""
+        return ATTRIBUTE_NAMES.get(attribute, attribute.replace("_", " "))
+
+    @property
+    def primary(self) -> str:
+        """The first protected attribute: figures by group use it."""
+        return self.attributes[0]
+
+    @property
+    def pair(self) -> tuple[str, ...]:
+        """The first two attributes, for intersections (one when there is one)."""
+        return self.attributes[:2]
+
+    @property
+    def positive(self) -> str:
+        """The class treated as positive in rates (the last class of a binary task)."""
+        return self.label_names[-1] if self.label_names else ""
+
+
+def vocabulary(faces: Faces) -> Vocabulary:
+    """The :class:`Vocabulary` of a dataset."""
+    return Vocabulary(tuple(faces.attributes), tuple(faces.label_names))
 
 
 def evaluation_table(run: Run) -> dict[str, pd.DataFrame]:
@@ -39,9 +81,12 @@ def evaluation_table(run: Run) -> dict[str, pd.DataFrame]:
     import numpy as np
 
     table = run.faces.table[run.faces.table["split"] == "eval"].reset_index(drop=True)
-    agrees = table["cue"].astype(bool) == table["label"].astype(bool)
-    table = table.assign(shortcut=np.where(agrees, "cue agrees with label", "cue contradicts label"))
-    return {name: table.merge(p.table[["image_id", "pred", "prob_1"]], on="image_id", validate="one_to_one")
+    if "cue" in table:
+        agrees = table["cue"].astype(bool) == table["label"].astype(bool)
+        table = table.assign(shortcut=np.where(agrees, "cue agrees with label", "cue contradicts label"))
+    return {name: table.merge(p.table[["image_id", "pred", "confidence",
+                                       *[c for c in p.table.columns if c.startswith("prob_")]]],
+                              on="image_id", validate="one_to_one")
             for name, p in run.predictions.items()}
 
 

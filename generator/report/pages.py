@@ -103,6 +103,8 @@ definition: the rates they mix (true and false positives) are separated on the b
 
 {figure_block(art['fig-models-accuracy-by-skin-tone'])}
 {table_block(art['tab-models-accuracy-by-skin-tone'])}
+{figure_block(art['fig-models-accuracy-by-age-group'])}
+{table_block(art['tab-models-accuracy-by-age-group'])}
 {table_block(art['tab-models-accuracy-by-intersection'])}
 ## Accuracy when the shortcut cue misleads
 

@@ -8,7 +8,7 @@ from generator.report.artifacts import FigureArtifact, TableArtifact
 from generator.report.deck import Slide
 from generator.report.pages import accuracy_gaps
 
-__all__ = ["deck_slides"]
+__all__ = ["deck_slides", "generic_deck_slides"]
 
 
 def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
@@ -195,3 +195,36 @@ def _shortcut_notes(table: TableArtifact | None) -> str:
     return (f"{detected} of {len(overall)} methods put significantly more attribution on the corner mark for the "
             "biased model than for the fair one, on the same images. This is the test that matters: we planted the "
             "bias, so we know the right answer. A method that misses it would also miss a real shortcut.")
+
+
+def generic_deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact]) -> list[Slide]:
+    """A deck for a user's dataset or the real-model demo: what was audited, then one slide per figure.
+
+    The teaching deck above is written around the synthetic faces' planted bias; here
+    every figure gets a slide in the site's page order, its caption as speaker notes.
+    """
+    data = facts["dataset"]
+    labels = ", ".join(data["label_names"]) or "none (unlabelled)"
+    intro = [
+        f"Data: {data['source']}; {data['images']} images at {data['image_size']} px.",
+        f"Task label: {labels}. Protected attributes: {', '.join(data['attributes']) or 'none'}.",
+        f"Models: {', '.join(m['name'] for m in facts['models'])}.",
+    ]
+    if not data["label_names"]:
+        intro.append("No labels: this deck shows how explanation methods behave, not whether the model is biased.")
+    slides = [Slide("What was audited", _bullets(intro),
+                    notes="Say where the images come from, what the models predict and which groups are compared. "
+                          "Results hold for these images and models only.", section="Audit")]
+    order = ["dataset.md", "models.md", "bias-classification.md", "bias-verification.md", "attribution.md",
+             "evaluation.md", "analysis.md"]
+    for page in order:
+        for fig in figures.values():
+            if fig.page == page:
+                slides.append(Slide(fig.title, _figure(fig), notes=fig.caption))
+    slides.append(Slide("What these numbers do not show", _bullets([
+        "Intervals are over the images audited here; other images, other thresholds, other results.",
+        "A gap between groups shows that a difference exists, not why.",
+        "Attribution maps are explanations to be checked (see the sanity check), not ground truth.",
+    ]), notes="Close with the limits: these are measurements on one sample, with their own uncertainty.",
+        section="Limits"))
+    return slides
