@@ -31,7 +31,12 @@ install:
 	  npm ci --no-audit --no-fund --loglevel=error && echo "$$want" > $(STAMPS)/node || exit 1; \
 	fi
 
+DEMO := data/configs/real-faces.yaml
+
+# The real-model demo (a CC0 ONNX model on public-domain photographs) writes its pages
+# into docs/real-faces/ first; the main build then builds the site with both.
 site: install
+	$(PY) -m generator build --config $(DEMO) --no-site
 	$(PY) -m generator build --config $(CONFIG)
 
 slides-pdf: install
@@ -47,7 +52,7 @@ test-fast: install
 	$(PY) -m pytest -m "not browser and not slow"
 
 clean:
-	rm -rf site slides/build docs/results docs/assets/vendor
+	rm -rf site slides/build docs/results docs/real-faces docs/assets/vendor .mkdocs-build.yml
 
 distclean: clean
 	rm -rf data/cache $(VENV) node_modules $(STAMPS)
