@@ -50,8 +50,10 @@ def _execute(notebook: nbformat.NotebookNode, workdir: Path) -> nbformat.Noteboo
     manager = KernelManager(kernel_name="python3",
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)],
                                                                   ensure_native_kernel=False))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
+    # One OpenMP thread, as when the committed outputs were made: the same numbers, and no thread
+    # oversubscription on a shared machine (two threads there made training ten times slower).
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
     client = NotebookClient(notebook, km=manager, timeout=TIMEOUT_S, record_timing=False,
                             resources={"metadata": {"path": str(workdir)}})
     client.execute(env=env)
