@@ -257,7 +257,7 @@ def build_site(config: Config, docs_dir: Path) -> Path:
     stamp = site_dir / ".build-key"
     if stamp.is_file() and stamp.read_text() == key:
         return site_dir
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict",
                "-f", str(_site_config(out.mkdocs_config, docs_dir).resolve()), "-d", str(site_dir)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     if done.returncode != 0:

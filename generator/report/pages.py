@@ -158,6 +158,8 @@ configuration, seed and package versions give the same tables and byte-identical
 - Python: {escape(env['python'])}
 - Figures: {count}, tables: {len(art) - count}; all listed in the
   [results manifest](manifest.json) with their ids, captions and files.
+- Citations: every figure as a BibTeX entry in [figures.bib](figures.bib); each figure also has
+  its own "Cite this figure" box.
 
 To rebuild: `python -m generator build --config FILE` with the configuration below saved as FILE.
 
@@ -309,10 +311,10 @@ _METHOD_ANCHORS = {"saliency": "saliency", "input_x_gradient": "input-x-gradient
                    "feature_ablation": "occlusion", "rise": "rise", "lime": "lime", "sobol": "sobol", "hsic": "hsic"}
 
 
-def method_link(method: str, title: str) -> str:
-    """A link from a method's registry name to its section on the methods page."""
+def method_link(method: str, title: str, prefix: str = "../") -> str:
+    """A link from a method's registry name to its section on the methods page (``prefix``: the way up to docs/)."""
     anchor = _METHOD_ANCHORS.get(method.split(".", 1)[1], "")
-    return f"[{escape(title)}](../methods/attribution.md#{anchor})" if anchor else escape(title)
+    return f"[{escape(title)}]({prefix}methods/attribution.md#{anchor})" if anchor else escape(title)
 
 
 def attribution_page(facts: dict[str, Any], art: Artifacts) -> str:
@@ -510,7 +512,7 @@ def method_page(method: dict[str, Any], art: Artifacts) -> str:
 - **Paper:** [{escape(method['paper'])}]({method['url']})
 - **Explained:** the logit of each model's predicted class.
 - **Parameters used:** {escape(method['caption'])}{skipped}
-- **More:** {method_link(name, 'the method explained')} on the methods page.
+- **More:** {method_link(name, 'the method explained', prefix='../../')} on the methods page.
 
 \\[ {method['formula']} \\]
 
