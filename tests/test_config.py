@@ -95,3 +95,62 @@ def test_config_hash_follows_pairs_table_content_not_location(tmp_path):
     assert same[0] == same[1]
     second.write_text("fold,p1\n2,x\n")
     assert config_hash(parse_config({"verification": {"pairs_table": str(second)}})) != same[0]
+
+
+def _model_file(tmp_path, name="m.onnx"):
+    path = tmp_path / name
+    path.write_bytes(b"x")
+    return str(path)
+
+
+def test_own_data_and_model_settings_are_checked(tmp_path):
+    onnx = _model_file(tmp_path)
+    pre = {"size": 32}
+    cases = [
+        ({"dataset": {"kind": "fairface", "root": str(tmp_path)}}, ["fairface", "needs dataset.annotations"]),
+        ({"dataset": {"kind": "utkface", "root": str(tmp_path / "nowhere")}}, ["folder not found", "nowhere"]),
+        ({"models": [{"name": "m", "kind": "onnx", "path": onnx}]}, ["'m'", "needs preprocessing"]),
+        ({"models": [{"name": "m", "kind": "onnx", "path": onnx, "preprocessing": pre}]},
+         ["preprocessing.size [32, 32]", "dataset.synthetic.image_size 64"]),
+        ({"models": [{"name": "m", "kind": "onnx", "path": str(tmp_path / "gone.onnx"), "preprocessing": pre}]},
+         ["file not found", "gone.onnx"]),
+        ({"models": [{"name": "m", "kind": "keras", "path": onnx, "preprocessing": pre}]},
+         ["does not look like a keras file", ".keras"]),
+        ({"models": [{"name": "m", "kind": "default", "path": onnx}]}, ["takes no path", "kind 'default'"]),
+        ({"models": [{"name": "m", "train_split": "train"}]}, ["train_split 'train' is for a user's dataset"]),
+        ({"models": [{"name": "m", "kind": "onnx", "path": "package:no_such_pkg/x.onnx", "preprocessing": pre}]},
+         ["no installed package 'no_such_pkg'"]),
+        ({"attribution": {"group_by": ["race"]}}, ["group_by", "race", "skin_tone"]),
+    ]
+    for raw, expected in cases:
+        with pytest.raises(ConfigError) as info:
+            parse_config(raw, source="my.yaml")
+        for part in expected:
+            assert part in str(info.value), f"{part!r} missing from: {info.value}"
+
+
+def test_example_configs_validate_with_their_files_in_place(tmp_path):
+    """Each example config in data/configs/ is valid once its paths point at real files."""
+    import yaml
+
+    from generator.config import parse_config as parse
+
+    root = tmp_path / "data"
+    root.mkdir()
+    files = {}
+    for suffix in (".csv", ".txt", ".pt", ".keras", ".onnx", ".py"):
+        files[suffix] = _model_file(tmp_path, "f" + suffix)
+    for name in ("fairface", "celeba", "utkface", "bfw", "csv"):
+        raw = yaml.safe_load((ROOT / "data/configs" / f"{name}.yaml").read_text())
+        raw["dataset"]["root"] = str(root)
+        for key in ("annotations", "identity_file"):
+            if key in raw["dataset"]:
+                raw["dataset"][key] = files[Path(raw["dataset"][key]).suffix]
+        for model in raw["models"]:
+            for key in ("path", "class_file"):
+                if key in model:
+                    model[key] = files[Path(model[key]).suffix]
+        if "verification" in raw:
+            raw["verification"]["pairs_table"] = files[".csv"]
+        config = parse(raw, source=name)
+        assert config.dataset.kind == name
