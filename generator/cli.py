@@ -55,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GeneratorError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only or full output folder, a file vanishing under us
+        where = f" '{err.filename}'" if err.filename else ""
+        print(f"error: cannot read or write{where}: {err.strerror or err}. Finished stages are cached; fix the "
+              "folder (permissions, free space) and run the same command again to resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished stages are cached; run the same command again to resume", file=sys.stderr)
         return 130
