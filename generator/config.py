@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from generator.errors import ConfigError
+from generator.fileio import file_sha256
 
 __all__ = [
     "AttributionConfig",
@@ -41,7 +42,6 @@ __all__ = [
     "TrainingConfig",
     "VerificationConfig",
     "config_hash",
-    "file_digest",
     "load_config",
     "parse_config",
 ]
@@ -470,15 +470,15 @@ def config_hash(config: Config) -> str:
     settings = config.model_dump(mode="json", exclude={"output"})
     table = config.verification.pairs_table
     if table is not None:  # identify an input file by its content, not by where it lies
-        settings["verification"]["pairs_table"] = file_digest(table)
+        settings["verification"]["pairs_table"] = file_sha256(table)
     for key in ("annotations", "identity_file"):
         if getattr(config.dataset, key) is not None:
-            settings["dataset"][key] = file_digest(getattr(config.dataset, key))
+            settings["dataset"][key] = file_sha256(getattr(config.dataset, key))
     settings["dataset"].pop("root", None)  # images count by content: the dataset stage hashes them
     for raw, model in zip(settings["models"], config.models):
         for key in ("path", "class_file"):
             if getattr(model, key) is not None:
-                raw[key] = file_digest(getattr(model, key))
+                raw[key] = file_sha256(getattr(model, key))
     text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -494,16 +494,7 @@ def resolve_package_path(value: str) -> Path:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ValueError(f"'{value}': no installed package '{package}' (install it, or give a file path)")
-    return Path(list(spec.submodule_search_locations)[0]) / inner
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (read in chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return Path(next(iter(spec.submodule_search_locations))) / inner
 
 
 def _follows_from_others(error: dict[str, Any], errors: list[dict[str, Any]]) -> bool:

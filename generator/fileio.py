@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename.
+"""Atomic file writes (a temporary file in the same folder, then a rename) and file hashing.
 
 A reader (or a run interrupted half-way) never sees a half-written file. Identical
 content is not rewritten, so unchanged outputs keep their modification times and
@@ -6,11 +6,12 @@ an unchanged rerun touches nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "file_sha256"]
 
 
 def _umask() -> int:
@@ -40,3 +41,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
 def atomic_write_text(path: Path, text: str) -> bool:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(*paths: str | Path) -> str:
+    """SHA-256 (hex) of the bytes of one or more files, in order, read in chunks."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

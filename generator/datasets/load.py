@@ -46,7 +46,7 @@ def load_table(settings: "DatasetConfig", *, seed: int, trains_models: bool) -> 
     if faces.label_names and len(faces.label_names) < 2:
         raise DataError(f"dataset.label '{settings.task_label}': at least two classes are needed, "
                         f"got {list(faces.label_names)}")
-    strata = ([c for c in ("label",) if faces.label_names] + list(faces.attributes))
+    strata = (["label"] if faces.label_names else []) + list(faces.attributes)
     if settings.max_images is not None and len(table) > settings.max_images:
         table = stratified_subsample(table, strata, settings.max_images, seed)
     table = table.reset_index(drop=True)

@@ -58,6 +58,7 @@ from generator.attribution.handles import (
     torch_handle,
 )
 from generator.errors import ConfigError, ModelError
+from generator.fileio import file_sha256
 from generator.models.device import import_tensorflow
 from generator.models.layers import layer_shapes
 
@@ -699,12 +700,7 @@ def _last_convolution(framework: str, model: Any, shapes: Mapping[str, Any]) -> 
 
 def _content_hash(files: Sequence[Path]) -> str:
     """First 16 hex digits of the SHA-256 of the files' bytes, in order."""
-    digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_sha256(*files)[:16]
 
 
 _READERS = {"pytorch": _read_pytorch, "torchvision": _read_torchvision, "onnx": _read_onnx, "keras": _read_keras}

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from generator.fileio import atomic_write_bytes, atomic_write_text
+from generator.fileio import atomic_write_bytes, atomic_write_text, file_sha256
 
 __all__ = ["Cache", "atomic_write_bytes", "atomic_write_text", "code_hash", "file_sha256", "stable_hash"]
 
@@ -56,15 +56,6 @@ def code_hash(*modules: str) -> str:
             digest.update(file.name.encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Cache:

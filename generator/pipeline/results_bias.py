@@ -60,7 +60,7 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
     from generator.figures import bias as figs
 
     pub, seed, words = run.publisher, run.config.seed, run.vocabulary
-    LABEL_NAMES, group, groups = list(words.label_names), words.primary, words.name(words.primary)
+    class_names, group, groups = list(words.label_names), words.primary, words.name(words.primary)
     names = [words.name(a) for a in words.attributes]
     listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
     prov = {**run.provenance, "model": model, "n_boot": N_BOOT, "attributes": list(words.attributes)}
@@ -70,7 +70,8 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
               caption=f"Base rate, accuracy, TPR, FPR, FNR, precision, selection rate and F1 of model '{model}' on "
                       f"the evaluation split for each {listed}"
                       f"{' and their intersections' if len(names) > 1 else ''}, class '{words.positive}' as "
-                      f"positive{'' if len(LABEL_NAMES) == 2 else ' (one-vs-rest for every class)'}, with {boot}. Undefined rates are empty with a note.",
+                      f"positive{'' if len(class_names) == 2 else ' (one-vs-rest for every class)'}, with {boot}. "
+                      "Undefined rates are empty with a note.",
               page=page, provenance=prov, make=lambda: report().by_group)
     pub.table(f"tab-bias-disparities-{model}", title=f"Disparities, model '{model}'",
               caption=f"Demographic parity (selection rate), equal opportunity (TPR) and equalized odds (TPR and "
@@ -90,7 +91,7 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
                        "evaluation split (rows: true label, columns: prediction; counts in cells).",
                alt=f"One confusion matrix per {groups} for model {model}.", page=page, provenance=prov,
                make=lambda: figs.confusion_matrices(report().confusion, attributes=group,
-                                                    class_names=LABEL_NAMES))
+                                                    class_names=class_names))
     pub.figure(f"fig-bias-calibration-{model}", title=f"Calibration by {groups}, model '{model}'",
                caption=f"Reliability curves of model '{model}' per {groups}: accuracy against mean "
                        "confidence of the predicted class in 10 equal-width bins; the diagonal is perfect "
@@ -126,7 +127,8 @@ def _verification(run: Run, model: str, reports: Callable[[], Any], *, pairs_tex
     pairs_text = pairs_text or (
         f"Pairs of evaluation images scored by the cosine similarity of model '{model}''s pooled features; "
         "genuine pairs share an identity, imposter pairs are different identities of the same subgroup "
-        f"({' / '.join(words.name(a) for a in words.pair)}); 5 subject-disjoint folds, thresholds chosen on the other folds.")
+        f"({' / '.join(words.name(a) for a in words.pair)}); 5 subject-disjoint folds, thresholds chosen on the "
+        "other folds.")
     pub.table(f"tab-verification-tar-{model}", title=f"TAR at FAR by subgroup, {subject}",
               caption=f"{pairs_text} TAR at each intended FAR with one global threshold and with per-subgroup "
                       "thresholds (mean and SD over folds). Empty where the FAR needs more imposters than exist.",

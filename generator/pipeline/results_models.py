@@ -1,7 +1,6 @@
 """Results sections "dataset" and "models": their figures and tables."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from generator.pipeline.state import Run, evaluation_table, training_text

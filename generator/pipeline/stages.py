@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config, ModelConfig
-from generator.errors import DataError, ModelError
+from generator.errors import DataError
 from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.progress import progress_bar
 
