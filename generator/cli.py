@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--config", required=True, metavar="FILE", help="YAML config (see data/configs/)")
     build.add_argument("--no-site", action="store_true", help="write pages and deck but do not run mkdocs")
     build.add_argument("--slides-pdf", action="store_true", help="also export the deck to PDF (needs chromium)")
-    build.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
+    build.add_argument("-v", "--verbose", action="count", default=0,
+                       help="log each stage and its time; -v -v also shows TensorFlow's and fontTools' own logs")
     check = commands.add_parser("check", help="validate a config and exit",
                                 description="Validate a YAML config and print the settings it resolves to.")
     check.add_argument("--config", required=True, metavar="FILE")
@@ -42,14 +44,24 @@ def _parser() -> argparse.ArgumentParser:
                                              "shapes; layers with a 4-D output can serve as cam_layer.")
     layers.add_argument("--config", required=True, metavar="FILE")
     layers.add_argument("--model", metavar="NAME", help="only this model (default: all)")
+    weights = commands.add_parser("weights", help="train the built-in models of every replicate into data/weights/",
+                                  description="Train the built-in models of every replicate of a config and write "
+                                              "them to data/weights/ (shipped with the project; see `make weights`).")
+    weights.add_argument("--config", required=True, metavar="FILE")
+    weights.add_argument("--workers", type=int, default=2, help="trainings side by side (each uses one thread)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status (2 for a user error)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+    verbosity = getattr(args, "verbose", 0)
+    logging.basicConfig(level=logging.INFO if verbosity else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if verbosity < 2:  # TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) and fontTools' subsetting
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors that matter raise in Python
+        logging.getLogger("fontTools").setLevel(logging.WARNING)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.function retracing notes of Xplique's loops
     try:
         return _run(args)
     except GeneratorError as err:
@@ -76,6 +88,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "layers":
         return _layers(config, args.model)
+    if args.command == "weights":
+        from generator.pipeline.stages import SHIPPED_WEIGHTS
+        from generator.pipeline.weights import make_weights
+
+        keys = make_weights(config, SHIPPED_WEIGHTS, workers=max(1, args.workers))
+        print(f"wrote {len(keys)} models to {SHIPPED_WEIGHTS}")
+        return 0
     from generator.pipeline.build import build
 
     result = build(config, site=not args.no_site, slides_pdf=True if args.slides_pdf else None)

@@ -20,6 +20,7 @@ def tiny_config(workdir: Path, **overrides) -> Config:
         "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": True},
                    {"name": "biased", "train_split": "train_biased", "description": HOSTILE}],
         "training": {"epochs": 2, "width": 8, "batch_size": 32},
+        "replicates": 2,
         "attribution": {"methods": ["captum.saliency", "captum.integrated_gradients", "captum.guided_backprop",
                                     "captum.gradcam", "xplique.saliency", "xplique.gradcam"],
                         "params": {"captum.integrated_gradients": {"steps": 8}},

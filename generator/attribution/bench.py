@@ -33,7 +33,7 @@ from generator.attribution.registry import REGISTRY, build_explainer
 from generator.models.device import torch_device
 from generator.models.nets import SmallCNN
 
-__all__ = ["FloorCase", "bench_captum", "bench_memory", "bench_xplique", "format_report", "main"]
+__all__ = ["FloorCase", "bench_captum", "bench_memory", "bench_xplique", "format_report", "main", "stage_profile"]
 
 _CHUNKS = (16, 32, 64, 128, 256)
 
@@ -255,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1,
                         help="multiply the Captum methods' default batch sizes (default 1; try 8 on a GPU)")
     parser.add_argument("--skip-xplique", action="store_true", help="do not import TensorFlow / Xplique")
+    parser.add_argument("--cache-dir", default="data/cache", help="where the last build's stage profile is read")
     args = parser.parse_args(argv)
     if args.images < 1 or args.size < SmallCNN.min_input_size or args.scale < 1:
         parser.error(f"--images and --scale must be >= 1 and --size >= {SmallCNN.min_input_size}")
@@ -266,7 +267,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                else bench_xplique(handle, images, targets, repeats=args.repeats))
     memory = bench_memory(handle, images, targets)
     sys.stdout.write(format_report(captum, xplique, memory, header))
+    sys.stdout.write(stage_profile(args.cache_dir))
     return 0
+
+
+def stage_profile(cache_dir: str) -> str:
+    """The per-stage profile of the last build that used ``cache_dir`` (written by the build)."""
+    import json
+    from pathlib import Path
+
+    from generator.pipeline.build import PROFILE
+
+    path = Path(cache_dir) / PROFILE
+    if not path.is_file():
+        return f"\nNo build profile in {path}: run `make site` (from an empty cache for a cold profile).\n"
+    profile = json.loads(path.read_text())
+    kind = "cold (every map computed)" if profile["cold"] else "partly or fully cached"
+    lines = [f"\nStage profile of the last build ({kind}), seconds:"]
+    lines += [f"  {stage:<14} {seconds:8.1f}" for stage, seconds in profile["seconds"].items()]
+    lines.append(f"  {'total':<14} {sum(profile['seconds'].values()):8.1f}")
+    lines.append("Cache entries computed: " + ", ".join(f"{k} {v}" for k, v in sorted(profile["computed"].items())))
+    lines.append("Cache entries reused:   " + ", ".join(f"{k} {v}" for k, v in sorted(profile["reused"].items())))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -471,6 +471,37 @@ def _sample_views(rng: np.random.Generator, slot: _Slot, n: int) -> _Views:
 # Geometry: pixel grid <-> face coordinates
 # ----------------------------------------------------------------------------
 
+
+# ----------------------------------------------------------------------------- portable maths
+# NumPy computes sin, cos, exp and non-integer powers with code chosen by the CPU's instruction
+# set (its own SIMD loops on AVX2, Intel's SVML on AVX-512, libm elsewhere); their results may
+# differ in the last bit, and a last-bit difference can move a pixel across a rounding or mask
+# boundary. These wrappers compute in float64 and round the result to a grid of 2**-20, so a
+# last-bit difference (about 1e-16) changes the output only if the value lies within 1e-16 of a
+# grid midpoint: the faces are then the same bytes on every x86-64 CPU (checked by simulating
+# another one with NPY_DISABLE_CPU_FEATURES in tests/datasets/test_synthetic.py).
+_GRID = 2.0 ** 20
+
+
+def _snap(values: np.ndarray) -> np.ndarray:
+    return np.rint(values * _GRID) / _GRID
+
+
+def _cos(x: np.ndarray) -> np.ndarray:
+    return _snap(np.cos(np.asarray(x, dtype=np.float64)))
+
+
+def _sin(x: np.ndarray) -> np.ndarray:
+    return _snap(np.sin(np.asarray(x, dtype=np.float64)))
+
+
+def _exp(x: np.ndarray) -> np.ndarray:
+    return _snap(np.exp(np.asarray(x, dtype=np.float64)))
+
+
+def _pow(base: np.ndarray | float, exponent: np.ndarray | float) -> np.ndarray:
+    return _snap(np.power(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64)))
+
 def _col(values: np.ndarray) -> np.ndarray:
     """(n,) -> (n, 1, 1) float32, to broadcast per-image values over a grid."""
     return np.asarray(values, dtype=np.float32)[:, None, None]
@@ -489,7 +520,7 @@ def _face_coords(views: _Views, size: int) -> tuple[np.ndarray, np.ndarray]:
     unit = _col(views.scale * size)
     dx = (grid[None, None, :] - _col(fx)) / unit
     dy = (grid[None, :, None] - _col(fy)) / unit
-    cos, sin = _col(np.cos(views.theta)), _col(np.sin(views.theta))
+    cos, sin = _col(_cos(views.theta)), _col(_sin(views.theta))
     return cos * dx + sin * dy, cos * dy - sin * dx
 
 
@@ -497,7 +528,7 @@ def _to_pixels(views: _Views, size: int, u: np.ndarray, v: np.ndarray) -> np.nda
     """Map face coordinates (n, k) to pixel (x, y), shape (n, k, 2)."""
     fx, fy = _face_centre(views, size)
     unit = (views.scale * size)[:, None]
-    cos, sin = np.cos(views.theta)[:, None], np.sin(views.theta)[:, None]
+    cos, sin = _cos(views.theta)[:, None], _sin(views.theta)[:, None]
     x = fx[:, None] + unit * (cos * u - sin * v)
     y = fy[:, None] + unit * (sin * u + cos * v)
     return np.stack([x, y], axis=-1).astype(np.float32)
@@ -538,14 +569,14 @@ def _face(g: Mapping[str, float], u: np.ndarray, v: np.ndarray) -> np.ndarray:
     down = np.clip(v / b, 0.0, 1.0)
     width = a * (1.0 - g["jaw"] * down)
     power = np.where(v > 0, g["chin_power"], 2.0)
-    return np.abs(u / width) ** power + np.abs(v / b) ** power <= 1.0
+    return _pow(np.abs(u / width), power) + _pow(np.abs(v / b), power) <= 1.0
 
 
 def _half_width(g: Mapping[str, float], v: float) -> float:
     """Half-width of the face outline at height v (0 <= v < face_h)."""
     down = min(max(v / g["face_h"], 0.0), 1.0)
     p = g["chin_power"] if v > 0 else 2.0
-    return g["face_w"] * (1 - g["jaw"] * down) * (1 - down ** p) ** (1 / p)
+    return g["face_w"] * (1 - g["jaw"] * down) * float(_pow(1 - _pow(down, p), 1 / p))
 
 
 def _hair_outer(ident: _Identity, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -565,7 +596,7 @@ def _hair_back(ident: _Identity, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return cap | _ellipse(u, v, ident.bun_u, top, g["bun_r"], g["bun_r"])
     if ident.style == "long":
         half = g["face_w"] + g["hair_t"]
-        fall = (np.abs(u / half) ** 4 + np.abs(v / g["long_len"]) ** 4 <= 1.0) & (v >= 0)
+        fall = (_pow(np.abs(u / half), 4) + _pow(np.abs(v / g["long_len"]), 4) <= 1.0) & (v >= 0)
         return cap | (_hair_outer(ident, u, v) & (v < 0)) | fall
     return cap
 
@@ -578,7 +609,7 @@ def _hairline(ident: _Identity, u: np.ndarray) -> np.ndarray:
     if ident.style == "side":
         line = line + g["slant"] * ident.side_sign * x
     if ident.style == "receding":
-        line = line - 2.5 * g["temple"] * x ** 2 + 0.02 * np.exp(-(x / 0.15) ** 2)
+        line = line - 2.5 * g["temple"] * x ** 2 + 0.02 * _exp(-(x / 0.15) ** 2)
     brow_top = g["eye_y"] - g["brow_gap"] - g["brow_t"] - g["brow_arch"] - 0.012
     return np.minimum(line, brow_top)
 
@@ -763,7 +794,7 @@ def _lighting(views: _Views, size: int) -> np.ndarray:
     """Per-pixel gain (n, size, size): brightness times a linear ramp along a direction."""
     angle, strength, brightness = (_col(views.light[:, k]) for k in range(3))
     ramp = (np.arange(size, dtype=np.float32) - (size - 1) / 2) / (size / 2)
-    shade = np.cos(angle) * ramp[None, None, :] + np.sin(angle) * ramp[None, :, None]
+    shade = _cos(angle).astype(np.float32) * ramp[None, None, :] + _sin(angle).astype(np.float32) * ramp[None, :, None]
     return brightness * (1 + strength * shade)
 
 

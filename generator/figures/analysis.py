@@ -341,3 +341,39 @@ def fair_vs_biased(comparison: pd.DataFrame, *, method_col: str = "method", mode
     for ax in (left, right):
         ax.grid(axis="x", linewidth=0.3, alpha=0.5)
     return fig
+
+
+@styled
+def replicate_detection(tests: pd.DataFrame, *, method_labels: Mapping[str, str] | None = None,
+                        order: Sequence[str] | None = None) -> Figure:
+    """Per method, one marker per training draw: the paired difference with its CI, filled where detected.
+
+    ``tests`` is the replicate table of :mod:`generator.pipeline.results_replicates` (columns
+    ``replicate, method, difference, ci_low, ci_high, detected``).
+    """
+    if tests.empty:
+        raise DataError("replicate_detection needs at least one tested method")
+    methods = [m for m in (order or sorted(tests["method"].unique())) if m in set(tests["method"])]
+    replicates = sorted(tests["replicate"].unique())
+    colours = STYLE["axes.prop_cycle"].by_key()["color"]
+    fig, ax = new_figure(6.0, 0.3 * len(methods) + 1.2)
+    width = 0.6 / max(len(replicates), 1)
+    for k, replicate in enumerate(replicates):
+        rows = tests[tests["replicate"] == replicate].set_index("method").reindex(methods)
+        y = np.arange(len(methods)) - 0.3 + width * (k + 0.5)
+        error = np.vstack([rows["difference"] - rows["ci_low"], rows["ci_high"] - rows["difference"]]).clip(0) * 100
+        colour = colours[k % len(colours)]
+        ax.errorbar(100 * rows["difference"], y, xerr=error, fmt="none", ecolor=colour, elinewidth=0.8, capsize=1.5)
+        detected = rows["detected"].fillna(False).astype(bool).to_numpy()
+        ax.plot(100 * rows["difference"][detected], y[detected], "o", color=colour, markersize=4,
+                label=f"draw {replicate}")
+        ax.plot(100 * rows["difference"][~detected], y[~detected], "o", markerfacecolor="white", color=colour,
+                markersize=4, label="_nolegend_")
+    ax.axvline(0.0, color="#999999", linewidth=0.8, linestyle="--")
+    ax.set_yticks(np.arange(len(methods)), [str((method_labels or {}).get(m, m)) for m in methods])
+    ax.set_ylim(len(methods) - 0.5, -0.5)
+    ax.set(xlabel="biased - fair: attribution on the corner mark (points, 95 % CI)")
+    ax.grid(axis="x", linewidth=0.3, alpha=0.5)
+    fig.legend(loc="outside upper center", ncols=len(replicates), frameon=False,
+               title="filled: detected (Holm p < 0.05); open: not detected", title_fontsize="small")
+    return fig

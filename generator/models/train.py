@@ -5,8 +5,12 @@ horizontal flips. Every random step draws from generators seeded by the one
 ``seed`` argument: the initial weights from a forked copy of the CPU RNG (the
 caller's global RNG state is left as it was), the shuffling and the flips from
 a local ``torch.Generator``. On the CPU, the same inputs and seed give
-bit-identical weights and history; on a GPU too, with cuDNN pinned to
-deterministic kernels and TF32 off. These PyTorch switches are global, so they
+bit-identical weights and history on every x86-64 machine with AVX2, whatever
+its instruction set and core count: the kernels are pinned when
+:mod:`generator` is imported (:mod:`generator.portable`) and training and
+prediction run in :func:`~generator.models.device.portable_cpu` (one thread, no
+oneDNN). On a GPU, two runs give bit-identical weights too, with cuDNN pinned
+to deterministic kernels and TF32 off, but not the CPU's weights. These PyTorch switches are global, so they
 are set only for the duration of a call and restored afterwards (do not train
 in two threads at once).
 
@@ -31,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from generator.errors import ConfigError, DataError, ModelError
-from generator.models.device import torch_device
+from generator.models.device import portable_cpu, torch_device
 from generator.models.nets import SmallCNN, check_images, scale_batch, uint8_tensor
 
 __all__ = ["HISTORY_COLUMNS", "TrainParams", "TrainResult", "predict", "train_model"]
@@ -273,7 +277,7 @@ def _deterministic_kernels() -> Iterator[None]:
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
-        with _exact_float32():
+        with _exact_float32(), portable_cpu():
             yield
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
@@ -365,7 +369,7 @@ def _on_device_for_inference(model: nn.Module) -> Iterator[torch.device]:
     was_training = model.training
     model.to(device).eval()
     try:
-        with torch.inference_mode(), _exact_float32():
+        with torch.inference_mode(), _exact_float32(), portable_cpu():
             yield device
     finally:
         model.to(original).train(was_training)

@@ -28,6 +28,7 @@ from generator.pipeline.results_models import (
     dataset_results,
     model_results,
 )
+from generator.pipeline.results_replicates import ReplicatePair, replicate_results
 from generator.pipeline.stages import (
     dataset_stage,
     keras_twin_stage,
@@ -94,13 +95,18 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
         run.faces = dataset_stage(run.cache, config)
     with _timed(timings, "models"):
         _models(run)
-    with _timed(timings, "results"), progress_bar(None, "figures and tables", unit="item") as bar:
+    with progress_bar(None, "figures and tables", unit="item") as bar:
         run.publisher.progress = bar.update
-        dataset_results(run)
-        model_results(run)
-        bias_results(run)
-        run.explanations = attribution_results(run)
-        analysis_results(run, run.explanations)
+        with _timed(timings, "bias"):
+            dataset_results(run)
+            model_results(run)
+            bias_results(run)
+        with _timed(timings, "explanations"):
+            run.explanations = attribution_results(run)
+        with _timed(timings, "analysis"):
+            analysis_results(run, run.explanations)
+        with _timed(timings, "replicates"):
+            run.replicates = replicate_results(run, _pairs(run))
     with _timed(timings, "pages"):
         manifest = _write_pages(run)
     with _timed(timings, "deck"):
@@ -112,7 +118,19 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     if site:
         with _timed(timings, "site"):
             site_dir = build_site(config, docs_dir)
+    _write_profile(cache, timings)
     return BuildResult(out.results_dir, deck_html, site_dir, manifest, timings)
+
+
+PROFILE = "last-build-profile.json"
+
+
+def _write_profile(cache: Cache, timings: dict[str, float]) -> None:
+    """Seconds per part of the build and the cache entries it computed or reused (read by `make bench`)."""
+    profile = {"seconds": timings, "computed": cache.computed, "reused": cache.reused,
+               "cold": not cache.reused.get("attribution") and bool(cache.computed.get("attribution"))}
+    cache.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache.root / PROFILE, json.dumps(profile, indent=1, sort_keys=True) + "\n")
 
 
 def _models(run: Run) -> None:
@@ -125,6 +143,39 @@ def _models(run: Run) -> None:
         run.predictions[model.name] = predict_stage(run.cache, run.config, run.faces, trained)
         if model.keras_twin:
             run.twins[model.name] = keras_twin_stage(run.cache, run.config, run.faces, trained)
+    _draws(run)
+
+
+def _compared(run: Run) -> tuple[Any, Any] | None:
+    """The first built-in models trained on the fair and on the biased split (the pair the replicates repeat)."""
+    fair = next((m for m in run.models if m.trained and m.config.train_split == "train_fair"), None)
+    biased = next((m for m in run.models if m.trained and m.config.train_split == "train_biased"), None)
+    return (fair, biased) if fair and biased else None
+
+
+def _draws(run: Run) -> None:
+    """Train (or load) the further training draws of the fair/biased pair, with predictions and twins."""
+    pair = _compared(run)
+    if pair is None or not run.faces.synthetic:
+        return
+    for replicate in range(1, run.config.replicates):
+        draw = []
+        for main in pair:
+            trained = train_stage(run.cache, run.config, run.faces, main.config, replicate)
+            run.draw_predictions[trained.name] = predict_stage(run.cache, run.config, run.faces, trained)
+            if main.config.keras_twin:
+                run.twins[trained.name] = keras_twin_stage(run.cache, run.config, run.faces, trained)
+            draw.append(trained)
+        run.draws.append(tuple(draw))
+
+
+def _pairs(run: Run) -> list[ReplicatePair]:
+    pair = _compared(run)
+    if pair is None or not run.faces.synthetic:
+        return []
+    draws = [pair, *run.draws]
+    return [ReplicatePair(r, fair, biased, {m.name: run.twins.get(m.name, {}).get("path") for m in (fair, biased)})
+            for r, (fair, biased) in enumerate(draws)]
 
 
 # ----------------------------------------------------------------------------- results
@@ -151,6 +202,7 @@ def _facts(run: Run) -> dict[str, Any]:
                     if len(faces.skipped) else {},
                     "splits": faces.table["split"].value_counts().reindex(SPLIT_ORDER).fillna(0).astype(int).to_dict()},
         "models": [{"name": m.name, "kind": m.config.kind, "split": m.config.train_split if m.trained else "",
+                    "shipped": bool(m.check.get("shipped")),
                     "description": m.config.description, "hash": m.content_hash, "seconds": m.seconds,
                     "check": m.check, "final": m.history.iloc[-1].to_dict() if m.history is not None else {},
                     "twin": {k: v for k, v in run.twins.get(m.name, {}).items() if k != "path"}}
@@ -158,6 +210,7 @@ def _facts(run: Run) -> dict[str, Any]:
         "training": training_text(run.config),
         "deletion_steps": run.config.attribution.deletion_steps,
         "explanations": _explanation_facts(run),
+        "replicates": run.replicates,
         "environment": environment_facts(),
     }
 

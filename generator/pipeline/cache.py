@@ -69,6 +69,9 @@ class Cache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        #: Entries computed and entries found, per stage, since this object was made (for the stage profile).
+        self.computed: dict[str, int] = {}
+        self.reused: dict[str, int] = {}
 
     def key(self, stage: str, params: Any, inputs: tuple[str, ...] = ()) -> str:
         """The key of a stage run: a hash of its name, parameters and input keys."""
@@ -100,7 +103,9 @@ class Cache:
         """
         entry = self.path(stage, key)
         if self.is_valid(stage, key):
+            self.reused[stage] = self.reused.get(stage, 0) + 1
             return entry
+        self.computed[stage] = self.computed.get(stage, 0) + 1
         entry.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale(entry)
         tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key}.", suffix=".tmp"))

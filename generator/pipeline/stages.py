@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +29,18 @@ __all__ = ["Faces", "Predictions", "TrainedModel", "dataset_stage", "handle_for"
 # Each stage's key includes the hash of the code that computes it (see code_hash).
 DATASET_CODE = ("generator.datasets.synthetic",)
 FILES_CODE = ("generator.datasets", "generator.pipeline.stages")
-TRAIN_CODE = ("generator.models.nets", "generator.models.train")
+TRAIN_CODE = ("generator.models.nets", "generator.models.train", "generator.models.device", "generator.portable")
+#: Weights of the default models made by `make weights` and shipped with the project, one folder per
+#: training key (see :func:`train_stage`): a cold build of the default config loads them instead of
+#: training, and they are the same bytes that training gives on any x86-64 CPU with AVX2.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights"
 KERAS_CODE = ("generator.models.nets", "generator.models.keras_twin")
 PREDICT_CODE = ("generator.models.nets", "generator.models.train", "generator.models.adapters",
                 "generator.attribution.handles")
 
 
 SKIPPED_COLUMNS = ["source", "reason"]
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -204,40 +210,76 @@ def _frame_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()[:16]
 
 
-def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig) -> TrainedModel:
-    """Train one default model on its split (or load it)."""
+def train_key(cache: Cache, config: Config, faces: Faces, model: ModelConfig, replicate: int = 0) -> str:
+    """The cache key of one training run: settings, split, training seed, code and the dataset's key."""
     # The key is built from the config alone, so a cached run never imports torch.
-    settings = config.training.model_dump()
-    key = cache.key("train", {"train": settings, "split": model.train_split,
-                              "seed": config.seed, "code": code_hash(*TRAIN_CODE)}, (faces.key,))
+    return cache.key("train", {"train": config.training.model_dump(), "split": model.train_split,
+                               "seed": config.seed + replicate, "code": code_hash(*TRAIN_CODE)}, (faces.key,))
+
+
+def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig, replicate: int = 0, *,
+                shipped: Path | None = SHIPPED_WEIGHTS) -> TrainedModel:
+    """Train one default model on its split with training seed ``config.seed + replicate`` (or load it).
+
+    When ``shipped`` holds weights for the same key (``make weights`` writes them for the
+    default config), they are copied instead of training, after checking their content hash.
+    """
+    key = train_key(cache, config, faces, model, replicate)
+    name = model.name if replicate == 0 else f"{model.name}#{replicate}"
 
     def compute(folder: Path) -> None:
-        import torch
-
-        from generator.models.train import TrainParams, train_model
-
-        params = TrainParams(**settings)
-
-        train = faces.table["split"].to_numpy() == model.train_split
-        evaluation = faces.table["split"].to_numpy() == "eval"
-        start = time.perf_counter()
-        with progress_bar(params.epochs, f"train {model.name}", unit="epoch") as bar:
-            result = train_model(
-                faces.images[train], faces.table["label"].to_numpy()[train], params, config.seed,
-                num_classes=len(faces.label_names),
-                eval_images=faces.images[evaluation], eval_labels=faces.table["label"].to_numpy()[evaluation],
-                progress=lambda epoch, metrics: bar.update(1),
-            )
-        torch.save(result.model.state_dict(), folder / "model.pt")
-        result.history.to_csv(folder / "history.csv", index=False)
-        _write_meta(folder, seconds=time.perf_counter() - start,
-                    content_hash=state_dict_hash(result.model.state_dict()))
+        if shipped is not None and _copy_shipped(shipped / key, folder):
+            return
+        train_into(folder, config, faces, model, replicate, name)
 
     entry = cache.get_or_compute("train", key, compute)
     meta = _read_meta(entry)
-    return TrainedModel(model.name, key, entry / "model.pt", meta["content_hash"],
+    return TrainedModel(name, key, entry / "model.pt", meta["content_hash"],
                         pd.read_csv(entry / "history.csv"), meta["seconds"], model,
-                        check={"classes": len(faces.label_names)})
+                        check={"classes": len(faces.label_names), "replicate": replicate,
+                               "seed": config.seed + replicate, "shipped": bool(meta.get("shipped"))})
+
+
+def train_into(folder: Path, config: Config, faces: Faces, model: ModelConfig, replicate: int, name: str) -> None:
+    """Train one default model and write ``model.pt``, ``history.csv`` and ``meta.json`` into ``folder``."""
+    import torch
+
+    from generator.models.train import TrainParams, train_model
+
+    params = TrainParams(**config.training.model_dump())
+    train = faces.table["split"].to_numpy() == model.train_split
+    evaluation = faces.table["split"].to_numpy() == "eval"
+    start = time.perf_counter()
+    with progress_bar(params.epochs, f"train {name}", unit="epoch") as bar:
+        result = train_model(
+            faces.images[train], faces.table["label"].to_numpy()[train], params, config.seed + replicate,
+            num_classes=len(faces.label_names),
+            eval_images=faces.images[evaluation], eval_labels=faces.table["label"].to_numpy()[evaluation],
+            progress=lambda epoch, metrics: bar.update(1),
+        )
+    torch.save(result.model.state_dict(), folder / "model.pt")
+    result.history.to_csv(folder / "history.csv", index=False)
+    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=state_dict_hash(result.model.state_dict()))
+
+
+def _copy_shipped(source: Path, folder: Path) -> bool:
+    """Copy shipped weights into ``folder`` if they exist and their content hash holds; say why not otherwise."""
+    import shutil
+
+    import torch
+
+    if not (source / "meta.json").is_file():
+        return False
+    meta = _read_meta(source)
+    state = torch.load(source / "model.pt", map_location="cpu", weights_only=True)
+    if state_dict_hash(state) != meta.get("content_hash"):
+        LOG.warning("shipped weights %s do not match their recorded hash; training instead", source)
+        return False
+    for name in ("model.pt", "history.csv"):
+        shutil.copyfile(source / name, folder / name)
+    _write_meta(folder, **{**meta, "shipped": True})
+    LOG.info("train: using the shipped weights %s (made by `make weights`)", source.name)
+    return True
 
 
 def model_spec(model: ModelConfig) -> Any:

@@ -26,6 +26,14 @@ class Run:
     predictions: dict[str, Predictions] = field(default_factory=dict)
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
     explanations: Any = None
+    #: Further training draws of the fair/biased pair (replicates 1, 2, ...), see results_replicates.
+    draws: list[Any] = field(default_factory=list)
+    draw_predictions: dict[str, Predictions] = field(default_factory=dict)
+    replicates: dict[str, Any] = field(default_factory=dict)
+
+    def predictions_of(self, name: str) -> Predictions:
+        """Predictions of a model of the audit or of a further training draw (``fair#1``, ...)."""
+        return self.predictions[name] if name in self.predictions else self.draw_predictions[name]
 
     @property
     def vocabulary(self) -> "Vocabulary":

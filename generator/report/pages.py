@@ -114,7 +114,34 @@ fails where the mark contradicts the label.
 {_gap_sentences(shortcut, "cue condition")}
 
 {figure_block(art['fig-models-accuracy-by-shortcut'])}
-{table_block(art['tab-models-accuracy-by-shortcut'])}"""
+{table_block(art['tab-models-accuracy-by-shortcut'])}{_replicate_accuracy(facts, art)}"""
+
+
+def _range_text(low: float, high: float) -> str:
+    return f"{low:.3f}" if round(low, 3) == round(high, 3) else f"{low:.3f} to {high:.3f}"
+
+
+def _replicate_accuracy(facts: dict[str, Any], art: Artifacts) -> str:
+    """The accuracies of every training draw, and their ranges in words."""
+    found = facts.get("replicates") or {}
+    if "tab-models-replicates" not in art or not found:
+        return ""
+    lines = []
+    for model, ranges in found["accuracy"].items():
+        parts = ", ".join(f"{escape(g)} {_range_text(*ranges[g])}" for g in ranges if g != "all")
+        lines.append(f"- **{escape(model)}**: all images {_range_text(*ranges['all'])}; {parts}.")
+    seeds = ", ".join(str(s) for s in found["seeds"])
+    return f"""
+## Another training draw, another model
+
+The tables above describe one training run (seed {facts['seed']}). Training the same network with
+another seed gives another model, so each model was trained {found['replicates']} times (training
+seeds {seeds}); the analysis page repeats the shortcut test on every draw. Over the draws, the
+evaluation accuracy ranges (lowest to highest):
+
+{chr(10).join(lines)}
+
+{table_block(art['tab-models-replicates'])}"""
 
 
 def _scientific(value: float | None) -> str:
@@ -148,10 +175,41 @@ def reproducibility_page(facts: dict[str, Any], art: Artifacts) -> str:
                            *({"what": f"model '{m['name']}' (weights)", "hash": m["hash"]} for m in facts["models"])])
     config_yaml = yaml.safe_dump(facts["config"], sort_keys=False)
     count = sum(isinstance(a, FigureArtifact) for a in art.values())
+    machine = env.get("machine", {})
+    shipped = [m["name"] for m in facts["models"] if m.get("shipped")]
     return f"""# Reproducibility
 
 Every number and figure on this site comes from one configuration and one seed. The same
 configuration, seed and package versions give the same tables and byte-identical figure files.
+
+## What is guaranteed, and on which machines
+
+- **Data and trained models: the same bytes on every x86-64 CPU with AVX2** (Intel or AMD, any
+  core count). The synthetic faces round every sine, cosine, exponential and power to a grid of
+  2^-20 before use, so NumPy's CPU-specific maths cannot move a pixel. Training and the built-in
+  network's predictions run with {escape(machine.get("training_threads", "1"))} intra-op thread and without oneDNN, with ATen's
+  kernels pinned to AVX2 and MKL in its reproducible `COMPATIBLE` mode (`MKL_CBWR`); the project's
+  tests check this by simulating other CPUs on one (NumPy without AVX2, oneDNN and MKL capped at
+  SSE4, 1, 2 and 3 threads) and against hashes committed from the development machine.
+- **Every table built from predictions** (accuracy, fairness rates, disparities, calibration, the
+  verification tables of this build) is therefore the same on any such machine: counts, accuracies
+  and rates bit for bit, values computed by NumPy from the logits (softmax probabilities,
+  calibration, scores) to about 1e-15.
+- **Attribution maps and their evaluation** use PyTorch's fast default kernels (oneDNN) and, for the
+  Xplique methods, TensorFlow: they agree across CPUs to about 1e-6 relative, not bit for bit, and so
+  do the statistics computed from them. A verdict ("detected") flips only if a p-value lies within
+  that distance of 0.05.
+- **On a GPU** the models are trained with deterministic cuDNN kernels and TF32 off: two GPU runs
+  give the same weights, but not the CPU's; expect other models and numbers. The default weights
+  are shipped (below), so the default build uses the CPU-trained models on a GPU too.
+- **A CPU without AVX2** falls back to other kernels, and the results are not comparable.
+- Shipped weights: {escape(", ".join(shipped)) if shipped else "none used in this build"}. The default models of every
+  training draw are shipped in `data/weights/` (made by `make weights`, which trains them the way a
+  build would); a build with other training settings, data or code trains its own.
+
+## This machine
+
+{table_markdown(pd.DataFrame({"setting": list(machine), "value": list(machine.values())}))}
 
 - Seed: **{facts['seed']}**
 - Git commit: `{escape(env['git_commit'])}`
@@ -458,6 +516,7 @@ clearly more attribution on the mark than the fair model's, on the same images s
 {figure_block(art['fig-analysis-fair-vs-biased'])}
 {table_block(comparison)}
 {table_link_block(art['tab-analysis-fair-vs-biased-regions'])}""")
+    parts.append(_replicate_section(facts, art))
     regions = "".join(figure_block(a) for k, a in art.items() if k.startswith("fig-analysis-regions-"))
     means = "".join(figure_block(a) for k, a in art.items()
                     if k.startswith(("fig-analysis-means-", "fig-analysis-difference-", "fig-analysis-groups-")))
@@ -486,6 +545,47 @@ which hides differences between groups).
 {facex}
 {table_block(art['tab-analysis-facex'])}""")
     return "\n".join(parts)
+
+
+def _method_list(titles: list[str]) -> str:
+    return ", ".join(escape(t) for t in titles) if titles else "none"
+
+
+def _left_out(found: dict[str, Any]) -> str:
+    if not found.get("left_out"):
+        return ""
+    return (f"- **Not repeated over draws** (costly on a CPU; add them to `attribution.replicate_methods`): "
+            f"{_method_list(found['left_out'])}. For these, only the single-draw test above applies.\n")
+
+
+def _replicate_section(facts: dict[str, Any], art: Artifacts) -> str:
+    """The shortcut test repeated over training draws, on every evaluation image that shows the mark."""
+    found = facts.get("replicates") or {}
+    if "tab-analysis-replicates" not in art or not found:
+        return ""
+    r, n, verdict = found["replicates"], found["n_images"], found["verdicts"]
+    tested = len(verdict["all"]) + len(verdict["some"]) + len(verdict["none"])
+    return f"""## Does the verdict hold over training draws? {{#replicates}}
+
+The test above uses the explained images only, and one training run. Here both models are trained
+{r} times (training seeds {", ".join(str(s) for s in found["seeds"])}) and each draw's pair is compared on
+**all {n} evaluation images that show the corner mark**, for every method (paired sign-flip permutation
+test, Holm-corrected across the {tested} methods of a draw).
+
+- **Detected in all {r} draws:** {_method_list(verdict["all"])}.
+- **Detected in some draws only:** {_method_list(verdict["some"])}.
+- **Detected in none:** {_method_list(verdict["none"])}.
+{_left_out(found)}
+*Power.* With n = {found["n_min"]} image pairs a test detects, with 80 % probability at the strictest
+Holm level (0.05 / {tested}), a mean difference of {found["detectable_d"]:.2f} standard deviations of the
+paired differences; the table gives that smallest detectable difference in share points for every
+method and draw (column `min_detectable`). A method listed under "none" therefore shows no
+shift at least that large; it does not prove that the model ignores the mark. A method found in
+some draws only gives a verdict that depends on the training seed: do not rest a conclusion on it.
+
+{figure_block(art['fig-analysis-replicates'])}
+{table_block(art['tab-analysis-replicates-summary'])}
+{table_link_block(art['tab-analysis-replicates'])}"""
 
 
 def method_page(method: dict[str, Any], art: Artifacts) -> str:

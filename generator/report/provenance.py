@@ -20,7 +20,20 @@ def environment_facts() -> dict[str, object]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return {"python": platform.python_version(), "packages": versions, "git_commit": git_commit()}
+    return {"python": platform.python_version(), "packages": versions, "git_commit": git_commit(),
+            "machine": machine_facts()}
+
+
+def machine_facts() -> dict[str, str]:
+    """CPU, the kernels torch uses, the threads of training, and the GPU (if any)."""
+    import torch
+
+    from generator.portable import TRAINING_THREADS, cpu_facts, kernel_state
+
+    facts = {**cpu_facts(), **kernel_state(), "torch_threads": str(torch.get_num_threads()),
+             "training_threads": str(TRAINING_THREADS)}
+    facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+    return facts
 
 
 def git_commit(folder: Path | None = None) -> str:

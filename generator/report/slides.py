@@ -168,6 +168,10 @@ def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact
     if "fig-analysis-fair-vs-biased" in figures:
         slides.append(Slide("Do explanations find the shortcut?", _figure(figures["fig-analysis-fair-vs-biased"]),
                             notes=_shortcut_notes(tables.get("tab-analysis-fair-vs-biased")), section="Where models look"))
+    if "fig-analysis-replicates" in figures and facts.get("replicates"):
+        slides.append(Slide("Does the verdict survive another training seed?",
+                            _figure(figures["fig-analysis-replicates"]),
+                            notes=_replicate_notes(facts["replicates"]), section="Where models look"))
     for key in sorted(k for k in figures if k.startswith("fig-analysis-means-") or k.startswith("fig-analysis-facex-")):
         slides.append(Slide(figures[key].title, _figure(figures[key]),
                             notes="Faces are aligned to one template before averaging, and one colour scale covers the "
@@ -184,6 +188,19 @@ def _sanity_notes(table: TableArtifact | None) -> str:
              if failing else "Here every method tested changes when the weights are randomised.")
     return ("Adebayo et al. (2018): re-initialise the layers from the output back and recompute the maps. A map that "
             "stays the same cannot be explaining the model. " + found)
+
+
+def _replicate_notes(found: dict[str, Any]) -> str:
+    verdict = found["verdicts"]
+
+    def names(kind: str) -> str:
+        return ", ".join(verdict[kind]) or "none"
+
+    return (f"Both models were trained {found['replicates']} times with different seeds, and each pair was compared "
+            f"on all {found['n_images']} evaluation images that show the mark. Found in every draw: {names('all')}. "
+            f"In some draws only: {names('some')}. In none: {names('none')}. A verdict that changes with the "
+            "training seed is not a result. With this n the test finds a shift of "
+            f"{found['detectable_d']:.2f} standard deviations with 80 % power.")
 
 
 def _shortcut_notes(table: TableArtifact | None) -> str:

@@ -37,9 +37,16 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "docs" / "tutorial.ipynb"
 KEY_TAG = "key-numbers"
 TIMEOUT_S = 600  # per cell; the whole notebook takes about a minute on two CPU cores
-# Re-executed vs committed key numbers: identical on the same CPU and libraries; this leaves
-# room for another CPU or BLAS (training on a GPU gives another model: compared loosely).
-COMMITTED_ABS_TOL = 0.02
+# Re-executed vs committed key numbers. Data, training and predictions are the same bytes on any
+# x86-64 CPU with AVX2 (generator.portable), so numbers computed from predictions must match
+# exactly (printed with 4 decimals). Numbers computed from attribution maps use oneDNN's and
+# TensorFlow's CPU-specific kernels, which agree to about 1e-6 relative: after rounding to 4
+# decimals they may differ by one unit in the last place, and a rank correlation by a little more.
+# Training on a GPU gives another model: compared loosely there.
+EXACT_KEYS = ("accuracy_by_skin_tone", "accuracy_gap_lightest_minus_darkest", "darker_bands_accuracy_cue")
+EXACT_ABS_TOL = 1e-9
+MAPS_ABS_TOL = 1e-3
+GPU_ABS_TOL = 0.15
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -117,7 +124,8 @@ def test_the_explanations_behave_as_the_text_says(executed):
     cue_share = numbers["ig_mean_cue_share"]  # the cue covers about 1 % of the pixels
     assert cue_share["MST 6-10"] > cue_share["MST 1-5"] and cue_share["MST 6-10"] > 0.02
     deletion, insertion = numbers["deletion_auc"], numbers["insertion_auc"]
-    assert deletion["Grad-CAM"] < min(deletion["Integrated Gradients"], deletion["random ranking"]) - 0.1
+    # "Grad-CAM's order removes the evidence fastest ... IG barely beats the random ranking on deletion"
+    assert deletion["Grad-CAM"] < deletion["Integrated Gradients"] < deletion["random ranking"]
     assert insertion["Integrated Gradients"] > insertion["random ranking"] + 0.05
     assert numbers["captum_xplique_saliency_spearman_min"] > 0.99  # same definition in both libraries
     assert all(value < 0.5 for value in numbers["sanity_spearman_after_full_randomisation"].values())
@@ -126,8 +134,12 @@ def test_the_explanations_behave_as_the_text_says(executed):
 def test_committed_outputs_show_what_the_code_produces(committed, executed):
     old, new = _flatten(_key_numbers(committed)), _flatten(_key_numbers(executed))
     assert old.keys() == new.keys()
-    tolerance = COMMITTED_ABS_TOL if not _on_gpu() else 0.15
-    stale = {key: (old[key], new[key]) for key in old if abs(old[key] - new[key]) > tolerance}
+    def tolerance(key: str) -> float:
+        if _on_gpu():
+            return GPU_ABS_TOL
+        return EXACT_ABS_TOL if key.startswith(EXACT_KEYS) else MAPS_ABS_TOL
+
+    stale = {key: (old[key], new[key]) for key in old if abs(old[key] - new[key]) > tolerance(key)}
     assert stale == {}, ("docs/tutorial.ipynb shows outdated numbers (committed, re-executed); refresh its "
                          f"outputs as the module docstring says: {stale}")
 
