@@ -283,7 +283,7 @@ def stage_profile(cache_dir: str) -> str:
         return f"\nNo build profile in {path}: run `make site` (from an empty cache for a cold profile).\n"
     profile = json.loads(path.read_text())
     kind = "cold (every map computed)" if profile["cold"] else "partly or fully cached"
-    lines = [f"\nStage profile of the last build ({kind}), seconds:"]
+    lines = [f"\nStage profile of the last build that computed anything ({kind}), seconds:"]
     lines += [f"  {stage:<14} {seconds:8.1f}" for stage, seconds in profile["seconds"].items()]
     lines.append(f"  {'total':<14} {sum(profile['seconds'].values()):8.1f}")
     lines.append("Cache entries computed: " + ", ".join(f"{k} {v}" for k, v in sorted(profile["computed"].items())))

@@ -126,7 +126,13 @@ PROFILE = "last-build-profile.json"
 
 
 def _write_profile(cache: Cache, timings: dict[str, float]) -> None:
-    """Seconds per part of the build and the cache entries it computed or reused (read by `make bench`)."""
+    """Seconds per part of the build and the cache entries it computed or reused (read by `make bench`).
+
+    Written only by a build that computed something: an unchanged rerun writes no file, and the
+    profile stays that of the last build that did work.
+    """
+    if not cache.computed:
+        return
     profile = {"seconds": timings, "computed": cache.computed, "reused": cache.reused,
                "cold": not cache.reused.get("attribution") and bool(cache.computed.get("attribution"))}
     cache.root.mkdir(parents=True, exist_ok=True)

@@ -36,13 +36,15 @@ def test_second_build_is_identical_and_offline(tiny_build, tmp_path, no_network)
     copy_site_sources(tmp_path)
     second = build(tiny_config(tmp_path), site=False)
     first_dir, second_dir = tiny_build.config.output.results_dir, second.results_dir
-    compared = 0
-    for sub in ("figures", "tables"):
+    compared, differing = 0, []
+    for sub in ("tables", "figures"):
         first_files = sorted(p.name for p in (first_dir / sub).iterdir())
         assert first_files == sorted(p.name for p in (second_dir / sub).iterdir())
         for name in first_files:
-            assert (first_dir / sub / name).read_bytes() == (second_dir / sub / name).read_bytes(), name
+            if (first_dir / sub / name).read_bytes() != (second_dir / sub / name).read_bytes():
+                differing.append(f"{sub}/{name}")
             compared += 1
+    assert differing == [], f"files differ between two builds: {differing}"
     assert (first_dir / "manifest.json").read_bytes() == (second_dir / "manifest.json").read_bytes()
     assert compared >= 20, compared
     assert no_network == [], f"the pipeline tried to connect: {no_network}"
