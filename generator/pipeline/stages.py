@@ -36,7 +36,7 @@ TRAIN_CODE = ("generator.models.nets", "generator.models.train", "generator.mode
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights"
 KERAS_CODE = ("generator.models.nets", "generator.models.keras_twin")
 PREDICT_CODE = ("generator.models.nets", "generator.models.train", "generator.models.adapters",
-                "generator.attribution.handles")
+                "generator.attribution.handles", "generator.pipeline.stages")
 
 
 SKIPPED_COLUMNS = ["source", "reason"]
@@ -386,6 +386,8 @@ def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMo
         table = faces.table.loc[faces.evaluation, ["image_id"]].reset_index(drop=True)
         for k in range(logits.shape[1]):
             table[f"logit_{k}"] = logits[:, k]
+        # float64: NumPy's float32 exp differs by an ulp (1e-7) between its SIMD paths; float64 by about 1e-16
+        logits = logits.astype(np.float64)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = shifted / shifted.sum(axis=1, keepdims=True)
         for k in range(logits.shape[1]):
