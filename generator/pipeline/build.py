@@ -136,7 +136,7 @@ def _write_profile(cache: Cache, timings: dict[str, float]) -> None:
     profile = {"seconds": timings, "computed": cache.computed, "reused": cache.reused,
                "cold": not cache.reused.get("attribution") and bool(cache.computed.get("attribution"))}
     cache.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cache.root / PROFILE, json.dumps(profile, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(cache.root / PROFILE, json.dumps(profile, indent=1) + "\n")  # stages in build order
 
 
 def _models(run: Run) -> None:
