@@ -250,7 +250,7 @@ def _accuracies(run: Run, pairs: list[ReplicatePair]) -> pd.DataFrame:
             correct = pred.loc[table["image_id"]].to_numpy() == table["label"].to_numpy()
             row = {"replicate": pair.replicate, "seed": run.config.seed + pair.replicate,
                    "model": trained.config.name, "all": float(correct.mean())}
-            for column, values in (("skin_tone", table["skin_tone"].to_numpy()), ("shortcut", agrees)):
+            for values in (table["skin_tone"].to_numpy(), agrees):
                 for group in sorted(set(values)):
                     row[str(group)] = float(correct[values == group].mean())
             records.append(row)
