@@ -95,7 +95,7 @@ def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: Train
     framework, skipped = _framework(method, trained, twin_path)
     key = cache.key("attribution", {"method": method, "params": params, "framework": framework,
                                     "images": chosen["image_id"].tolist(), "targets": targets.tolist(),
-                                    "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key,))
+                                    "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key, faces.key))
 
     def compute(folder: Path) -> None:
         meta: dict[str, Any] = {"framework": framework, "skipped": skipped, "caption": "", "check": {}}

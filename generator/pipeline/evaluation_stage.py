@@ -48,9 +48,9 @@ def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
                     (maps.key,))
 
     def compute(folder: Path) -> None:
-        table = _evaluate(config, faces, trained, chosen, targets, np.asarray(maps.maps), steps)
-        table["infidelity"] = _infidelity(config, trained, faces.images[chosen["row"].to_numpy()], targets,
-                                          np.asarray(maps.maps))
+        metrics = _metrics(config, trained, faces, chosen, targets, steps)
+        table = _evaluate(metrics, faces, chosen, np.asarray(maps.maps))
+        table["infidelity"] = _infidelity(metrics, trained, targets, np.asarray(maps.maps), config.seed)
         table["max_sensitivity"] = _sensitivity(config, faces, trained, chosen, targets, maps, twin_path)
         table.to_csv(folder / "per_sample.csv", index=False)
 
@@ -58,25 +58,71 @@ def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
     return pd.read_csv(entry / "per_sample.csv", dtype={"image_id": str})
 
 
-def _evaluate(config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame, targets: np.ndarray,
-              maps: np.ndarray, steps: int) -> pd.DataFrame:
+class _Metrics:
+    """The metrics of one model on one set of images, built once and shared by every method's maps.
+
+    Every model call that does not depend on the map is made once here instead of once per
+    method: the endpoints of the deletion and insertion curves, MuFidelity's perturbed
+    predictions, and infidelity's perturbed forward passes (its perturbations are seeded, so
+    each method sees the same ones and Captum asks for the same inputs again; they are
+    answered from a memo, keyed by the bytes of the batch). The scores are the numbers the
+    metrics compute one method at a time, bit for bit.
+    """
+
+    def __init__(self, config: Config, trained: TrainedModel, images: np.ndarray, targets: np.ndarray,
+                 steps: int) -> None:
+        from generator.evaluation.faithfulness import Deletion, Insertion, MuFidelity
+
+        handle = handle_for(config, trained, trained.framework)
+        probs = prob_fn(handle)
+        self.deletion = Deletion(probs, images, targets, steps=steps)
+        self.insertion = Insertion(probs, images, targets, steps=steps)
+        self.mufidelity = MuFidelity(probs, images, targets, seed=config.seed)
+        self.handle = handle
+        self.inputs = handle.prepare(images) if trained.framework == "torch" else None
+        self._forwards: dict[bytes, Any] = {}
+
+    def forward(self, batch: Any) -> Any:
+        """The model's logits for a torch batch, computed once per distinct batch."""
+        import hashlib
+
+        import torch
+
+        data = batch.detach().cpu().contiguous().numpy()
+        key = hashlib.sha1(data.tobytes()).digest() + str(data.shape).encode()
+        if key not in self._forwards:
+            with torch.no_grad():
+                self._forwards[key] = self.handle.model(batch)
+        return self._forwards[key]
+
+
+_METRICS: dict[str, _Metrics] = {}
+
+
+def _metrics(config: Config, trained: TrainedModel, faces: Faces, chosen: pd.DataFrame, targets: np.ndarray,
+             steps: int) -> _Metrics:
+    """The shared metrics of this model and image set (one set is kept: the build goes model by model)."""
+    from generator.pipeline.cache import stable_hash
+
+    key = stable_hash({"model": trained.key, "faces": faces.key, "images": chosen["image_id"].tolist(),
+                       "targets": np.asarray(targets).tolist(), "steps": steps, "seed": config.seed})
+    if key not in _METRICS:
+        _METRICS.clear()
+        _METRICS[key] = _Metrics(config, trained, faces.images[chosen["row"].to_numpy()], targets, steps)
+    return _METRICS[key]
+
+
+def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.ndarray) -> pd.DataFrame:
     from generator.datasets.synthetic import REGIONS
     from generator.evaluation.complexity import complexity, sparseness
-    from generator.evaluation.faithfulness import (
-        deletion_auc,
-        insertion_auc,
-        mu_fidelity,
-    )
     from generator.evaluation.localisation import mass_on, pointing_game
 
     rows = chosen["row"].to_numpy()
-    images = faces.images[rows]
-    probs = prob_fn(handle_for(config, trained, trained.framework))
     scores = {
         "image_id": chosen["image_id"].to_numpy(),
-        "deletion_auc": deletion_auc(probs, images, targets, maps, steps=steps),
-        "insertion_auc": insertion_auc(probs, images, targets, maps, steps=steps),
-        "mufidelity": mu_fidelity(probs, images, targets, maps, seed=config.seed),
+        "deletion_auc": metrics.deletion(maps),
+        "insertion_auc": metrics.insertion(maps),
+        "mufidelity": metrics.mufidelity(maps),
         "sparseness": sparseness(maps),
         "complexity": complexity(maps),
     }
@@ -93,15 +139,14 @@ def _evaluate(config: Config, faces: Faces, trained: TrainedModel, chosen: pd.Da
     })
 
 
-def _infidelity(config: Config, trained: TrainedModel, images: np.ndarray, targets: np.ndarray,
-                maps: np.ndarray) -> np.ndarray:
+def _infidelity(metrics: _Metrics, trained: TrainedModel, targets: np.ndarray, maps: np.ndarray,
+                seed: int) -> np.ndarray:
     """Captum's infidelity (Yeh et al., 2019) of the maps, with seeded Gaussian perturbations."""
     from generator.evaluation.faithfulness import infidelity
 
     if trained.framework != "torch":  # Captum's infidelity needs a PyTorch model
-        return np.full(len(images), np.nan)
-    handle = handle_for(config, trained)
-    return infidelity(handle.model, handle.prepare(images), targets, maps, seed=config.seed)
+        return np.full(len(maps), np.nan)
+    return infidelity(metrics.forward, metrics.inputs, targets, maps, seed=seed, max_examples_per_batch=256)
 
 
 SENSITIVITY_FAMILIES = ("gradient", "path", "cam")

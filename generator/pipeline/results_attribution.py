@@ -101,6 +101,7 @@ def _invalid(maps: MapSet) -> str:
 
 def _publish(run: Run, out: Explanations) -> None:
     prov = {**run.provenance, "attribution": run.config.attribution.model_dump(mode="json"),
+            "maps": {f"{m.model}/{m.method}": m.key for m in out.maps.values()},
             "code": code_hash("generator.attribution", "generator.evaluation")}
     pub = run.publisher
     pub.table("tab-attribution-images", title="Images explained",
@@ -204,7 +205,8 @@ def _sanity(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
     key = run.cache.key("sanity", {"methods": methods, "images": out.chosen["image_id"][:count].tolist(),
                                    "params": {m: config.attribution.params.get(m, {}) for m in methods},
                                    "seed": config.seed, "code": code_hash("generator.evaluation",
-                                                                          "generator.attribution")}, (trained.key,))
+                                                                          "generator.attribution")},
+                         (trained.key, run.faces.key))
     entry = run.cache.get_or_compute("sanity", key, lambda folder: _sanity_table(run, out, trained, methods, count)
                                      .to_csv(folder / "sanity.csv", index=False))
     table = pd.read_csv(entry / "sanity.csv")

@@ -297,10 +297,17 @@ _LOADED: dict[str, Any] = {}
 
 
 def _load_file_model(model: ModelConfig) -> Any:
-    """Load a model file once per process (ONNX conversion and class files are not free)."""
+    """Load a model file once per process (ONNX conversion and class files are not free).
+
+    The memo's key holds the files' size and modification time besides the settings, so a
+    model file or class file replaced under the same name (in a notebook, or between two
+    builds of one process) is loaded again rather than served from memory.
+    """
     from generator.models.adapters import load_model
 
-    key = model.model_dump_json()
+    files = [Path(p) for p in (model.path, model.class_file) if p is not None]
+    stamps = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else (str(f), None) for f in files]
+    key = model.model_dump_json() + json.dumps(stamps)
     if key not in _LOADED:
         _LOADED[key] = load_model(model_spec(model))
     return _LOADED[key]

@@ -42,8 +42,14 @@ class Run:
 
     @property
     def provenance(self) -> dict[str, Any]:
-        """Hashes of the data and models every result depends on, plus the seed."""
-        return {"dataset": self.faces.key, "models": {m.name: m.content_hash for m in self.models},
+        """Keys of the data and models every result depends on, plus the seed.
+
+        A model's cache key covers its file or training run and its settings (preprocessing,
+        layers), its content hash the weights themselves: both, so that a figure or table is
+        recomputed when either changes.
+        """
+        return {"dataset": self.faces.key,
+                "models": {m.name: {"key": m.key, "weights": m.content_hash} for m in self.models},
                 "seed": self.config.seed}
 
 
