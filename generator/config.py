@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -370,6 +371,19 @@ class ReportConfig(_Strict):
     title: str = "Face-classifier bias and explanation audit"
     samples_per_group: int = Field(6, ge=1, le=32)
     slides_pdf: bool = False
+    site_url: str | None = Field(None, description=(
+        "where the site is published (https://...); citations then link each figure and table by an absolute "
+        "URL. Unset: mkdocs.yml's site_url, else links relative to the site root"))
+
+    @field_validator("site_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"site_url = {value!r} is not accepted: an absolute http(s) URL such as "
+                             "'https://example.org/audit/'")
+        return value if value.endswith("/") else value + "/"
 
 
 class OutputConfig(_Strict):

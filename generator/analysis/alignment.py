@@ -147,7 +147,7 @@ def _warp_all(array: np.ndarray, maps: list, shape: tuple[int, int], order: int,
     """Warp each image with its inverse map (output -> input coordinates); NaN where None."""
     out = np.full((len(array), *shape, *array.shape[3:]), np.nan, dtype=np.float32)
     for k, inverse in enumerate(maps):
-        if inverse is not None:
+        if inverse is not None and not np.isnan(array[k]).all():  # an all-NaN input stays NaN
             out[k] = warp(array[k].astype(np.float64), inverse, output_shape=shape, order=order,
                           mode="constant", cval=cval, preserve_range=True)
     return out

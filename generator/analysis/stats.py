@@ -156,9 +156,9 @@ def _welch(sum_a, sq_a, n_a, total, sq_total, n_b, statistic: str) -> np.ndarray
     var_a = np.maximum(sq_a - n_a * mean_a ** 2, 0.0) / (n_a - 1)
     var_b = np.maximum(sq_total - sq_a - n_b * mean_b ** 2, 0.0) / (n_b - 1)
     se = np.sqrt(var_a / n_a + var_b / n_b)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # both branches are evaluated; np.where picks
         t = diff / se
-    return np.where(se > 0, t, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
+        return np.where(se > 0, t, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
 
 
 def _permuted_members(rng: np.random.Generator, count: int, n: int, n_a: int) -> np.ndarray:

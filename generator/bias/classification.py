@@ -47,11 +47,15 @@ against fairlearn's ``demographic_parity_*``, ``equal_opportunity_*`` and
 
 Confidence intervals
 --------------------
-Percentile bootstrap over the very resamples ``MetricFrame(n_boot=...,
+Every rate that is a proportion (base rate, accuracy, TPR, FPR, FNR, precision,
+selection rate) gets the Wilson score interval of its group's counts
+(:mod:`generator.bias.intervals`): a percentile bootstrap collapses at 0 and 1
+(192 of 192 gives ``[1, 1]``). F1 and ECE have no closed form and keep a
+percentile bootstrap over the very resamples ``MetricFrame(n_boot=...,
 random_state=seed)`` draws (whole-table row resampling, see
-:func:`bootstrap_indices`) with the same ``nanquantile``: the intervals equal
-fairlearn's and those of :func:`generator.bias.accuracy.accuracy_by_group`.
-Each resample is counted with ``np.bincount`` instead of re-running metric
+:func:`bootstrap_indices`) with the same ``nanquantile``, so they equal
+fairlearn's. The ``interval`` column names the method of each row. Each
+resample is counted with ``np.bincount`` instead of re-running metric
 functions: MetricFrame's own bootstrap took 26 s for one binary report of 800
 rows (three attribute sets), this takes a fraction of a second.
 """
@@ -68,15 +72,18 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import confusion_matrix
 
+from generator.bias.intervals import PROPORTION_INTERVAL, proportion_interval
 from generator.errors import ConfigError, DataError
 
 __all__ = [
     "BY_GROUP_COLUMNS", "CALIBRATION_COLUMNS", "CONFUSION_COLUMNS", "DISPARITY_COLUMNS", "ECE_COLUMNS",
-    "METRICS", "ClassificationReport", "bootstrap_indices", "classification_report",
+    "BOOTSTRAP_INTERVAL", "METRICS", "ClassificationReport", "bootstrap_indices", "classification_report",
 ]
 
 METRICS = ("base_rate", "accuracy", "tpr", "fpr", "fnr", "precision", "selection_rate", "f1")
-BY_GROUP_COLUMNS = ("attributes", "group", "class", "metric", "value", "ci_low", "ci_high", "n", "note")
+BY_GROUP_COLUMNS = ("attributes", "group", "class", "metric", "value", "ci_low", "ci_high", "interval", "n", "note")
+#: How intervals without a closed form are made.
+BOOTSTRAP_INTERVAL = "percentile bootstrap"
 DISPARITY_COLUMNS = ("attributes", "class", "metric", "difference", "ratio", "min_group", "max_group", "note")
 CONFUSION_COLUMNS = ("attributes", "group", "true", "pred", "count")
 CALIBRATION_COLUMNS = ("attributes", "group", "bin", "bin_low", "bin_high", "n", "mean_confidence", "accuracy")
@@ -386,6 +393,24 @@ def _group_confusions(part: _Partition, y_true: np.ndarray, y_pred: np.ndarray, 
     return np.stack([np.asarray(cell, dtype=np.int64) for cell in cells])
 
 
+def _count_fractions(counts: np.ndarray, k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Numerator and denominator of every rate that is a proportion, from confusion counts ``(..., K, K)``."""
+    n = counts.sum(axis=(-2, -1)).astype(float)
+    tp = counts[..., k, k].astype(float)
+    positives = counts[..., k, :].sum(axis=-1).astype(float)
+    predicted = counts[..., :, k].sum(axis=-1).astype(float)
+    fp, fn = predicted - tp, positives - tp
+    return {
+        "base_rate": (positives, n),
+        "accuracy": (np.trace(counts, axis1=-2, axis2=-1).astype(float), n),
+        "tpr": (tp, positives),
+        "fpr": (fp, n - positives),
+        "fnr": (fn, positives),
+        "precision": (tp, predicted),
+        "selection_rate": (predicted, n),
+    }
+
+
 def _count_rates(counts: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """Every rate from confusion counts ``(..., K, K)`` (rows true, columns predicted), class k.
 
@@ -393,22 +418,13 @@ def _count_rates(counts: np.ndarray, k: int) -> dict[str, np.ndarray]:
     ``2 TP / (2 TP + FP + FN)`` as in scikit-learn (0, not NaN, when there are
     predicted positives but no positives).
     """
-    n = counts.sum(axis=(-2, -1)).astype(float)
-    tp = counts[..., k, k].astype(float)
-    positives = counts[..., k, :].sum(axis=-1).astype(float)
-    predicted = counts[..., :, k].sum(axis=-1).astype(float)
-    fp, fn = predicted - tp, positives - tp
+    fractions = _count_fractions(counts, k)
+    tp, positives = fractions["tpr"]
+    predicted = fractions["precision"][1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "base_rate": positives / n,
-            "accuracy": np.trace(counts, axis1=-2, axis2=-1) / n,
-            "tpr": tp / positives,
-            "fpr": fp / (n - positives),
-            "fnr": fn / positives,
-            "precision": tp / predicted,
-            "selection_rate": predicted / n,
-            "f1": 2 * tp / (2 * tp + fp + fn),
-        }
+        rates = {metric: top / bottom for metric, (top, bottom) in fractions.items()}
+        rates["f1"] = 2 * tp / (positives + predicted)  # = 2 TP / (2 TP + FP + FN)
+    return rates
 
 
 def _metric_keys(n_classes: int) -> list[tuple[str, int | None]]:
@@ -425,13 +441,20 @@ def _by_group_rows(part: _Partition, counts: np.ndarray, boot_counts: np.ndarray
     n_classes = counts.shape[-1]
     sizes = counts.sum(axis=(1, 2))
     records = []
+    level = quantiles[1] - quantiles[0]
     for metric, k in _metric_keys(n_classes):
         values = _count_rates(counts, 0 if k is None else k)[metric]
-        low, high = _nanquantiles(_count_rates(boot_counts, 0 if k is None else k)[metric], quantiles)
+        fractions = _count_fractions(counts, 0 if k is None else k)
+        if metric in fractions:  # a proportion: Wilson's interval from the group's counts
+            low, high = proportion_interval(*fractions[metric], level=level)
+            method = PROPORTION_INTERVAL
+        else:  # F1 has no closed form: percentile bootstrap
+            low, high = _nanquantiles(_count_rates(boot_counts, 0 if k is None else k)[metric], quantiles)
+            method = BOOTSTRAP_INTERVAL
         defined = np.isfinite(values)
         records += [{"attributes": part.name, "group": group, "class": k, "metric": metric,
                      "value": values[g], "ci_low": low[g] if defined[g] else np.nan,
-                     "ci_high": high[g] if defined[g] else np.nan, "n": int(sizes[g]),
+                     "ci_high": high[g] if defined[g] else np.nan, "interval": method, "n": int(sizes[g]),
                      "note": _note(counts[g], metric, k, min_count)} for g, group in enumerate(part.groups)]
     table = pd.DataFrame.from_records(records, columns=list(BY_GROUP_COLUMNS))
     return table.astype({"class": "Int64", "value": float, "ci_low": float, "ci_high": float})

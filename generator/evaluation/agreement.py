@@ -102,7 +102,7 @@ def map_agreement(maps_a: np.ndarray, maps_b: np.ndarray, *, absolute: bool = Tr
 
 
 def completeness_gap(attr_sums: np.ndarray, f_x: np.ndarray, f_baseline: np.ndarray, *,
-                     relative: bool = False) -> np.ndarray:
+                     relative: bool = False, min_difference: float = 0.0) -> np.ndarray:
     """Completeness gap ``sum(attr) - (f(x) - f(baseline))`` per sample.
 
     Integrated Gradients satisfies completeness (Sundararajan, Taly & Yan 2017,
@@ -119,11 +119,15 @@ def completeness_gap(attr_sums: np.ndarray, f_x: np.ndarray, f_baseline: np.ndar
         probability) at the input and at the baseline.
     relative : bool
         Divide by ``|f(x) - f(baseline)|``.
+    min_difference : float
+        With ``relative``, NaN where ``|f(x) - f(baseline)|`` is below this: a ratio to a
+        near-zero output difference (0.0004 logit, say) is meaningless however small the gap.
 
     Returns
     -------
     np.ndarray
-        float64 ``(N,)``; with ``relative``, NaN where ``f(x) == f(baseline)``.
+        float64 ``(N,)``; with ``relative``, NaN where ``f(x) == f(baseline)`` or the
+        difference is below ``min_difference``.
 
     Raises
     ------
@@ -138,5 +142,6 @@ def completeness_gap(attr_sums: np.ndarray, f_x: np.ndarray, f_baseline: np.ndar
     if not relative:
         return gap
     scale = np.abs(fx - fb)
+    kept = (scale > 0) & (scale >= min_difference)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale > 0, gap / np.where(scale > 0, scale, 1.0), np.nan)
+        return np.where(kept, gap / np.where(kept, scale, 1.0), np.nan)

@@ -53,7 +53,7 @@ def _percent(value: float) -> str:
 @styled
 def metric_by_group(by_group: pd.DataFrame, *, metrics: Sequence[str], attributes: str, class_: int = 1,
                     groups: Sequence[str] | None = None) -> Figure:
-    """Dot-and-whisker plot of rates per group with their bootstrap intervals, one panel per metric.
+    """Dot-and-whisker plot of rates per group with their intervals (``ci_low``, ``ci_high``), one panel per metric.
 
     ``by_group`` is ``ClassificationReport.by_group``. The overall value is the
     dashed vertical line; a NaN value is written "n/a" with no dot.

@@ -195,6 +195,7 @@ def _facts(run: Run) -> dict[str, Any]:
     faces = run.faces
     return {
         "title": run.config.report.title,
+        "site_url": run.config.report.site_url or _mkdocs_site_url(run.config.output.mkdocs_config),
         "seed": run.config.seed,
         "config_hash": config_hash(run.config),
         "config": run.config.model_dump(mode="json"),
@@ -239,14 +240,17 @@ def _explanation_facts(run: Run) -> dict[str, Any]:
 def _write_pages(run: Run) -> dict[str, Any]:
     from dataclasses import replace
 
-    from generator.report.markdown import BIBTEX_FILE
+    from generator import __version__
+    from generator.report.markdown import BIBTEX_FILE, TABLES_BIBTEX_FILE
+    from generator.report.provenance import release_year
 
     facts = _facts(run)
     results = run.config.output.results_dir
     # Citations name the build (title, hashes) and link each artifact relative to the site root.
     site_path = results.resolve().relative_to(_docs_dir(run.config.output.mkdocs_config).resolve()).as_posix()
     source = art.BuildSource(facts["title"], facts["config_hash"], facts["dataset"]["key"],
-                             "" if site_path == "." else f"{site_path}/")
+                             "" if site_path == "." else f"{site_path}/", site_url=facts["site_url"] or "",
+                             version=__version__, commit=facts["environment"]["git_commit"], year=release_year())
     figures = [replace(f, source=source) for f in run.publisher.figures]
     tables = [replace(t, source=source) for t in run.publisher.tables]
     by_id = {a.id: a for a in [*figures, *tables]}
@@ -256,9 +260,11 @@ def _write_pages(run: Run) -> dict[str, Any]:
     for method in facts["explanations"]["methods"]:
         atomic_write_text(results / "methods" / f"{method['name']}.md", pages.method_page(method, by_id))
     atomic_write_text(results / BIBTEX_FILE, art.bibtex_file(figures))
+    atomic_write_text(results / TABLES_BIBTEX_FILE, art.bibtex_file(tables))
     meta = {"title": facts["title"], "config_hash": facts["config_hash"], "seed": facts["seed"],
             "dataset": facts["dataset"]["key"], "models": {m["name"]: m["hash"] for m in facts["models"]},
-            "bibtex": BIBTEX_FILE}
+            "bibtex": BIBTEX_FILE, "tables_bibtex": TABLES_BIBTEX_FILE, "site_url": facts["site_url"],
+            "version": __version__}
     manifest = art.manifest(figures, tables, meta)
     atomic_write_text(results / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
@@ -355,6 +361,18 @@ def _site_config(mkdocs_config: Path, docs_dir: Path) -> Path:
     derived = mkdocs_config.with_name(".mkdocs-build.yml")
     atomic_write_text(derived, f"INHERIT: {mkdocs_config.name}\n" + yaml.safe_dump({"nav": filtered}, sort_keys=False))
     return derived
+
+
+def _mkdocs_site_url(mkdocs_config: Path) -> str | None:
+    """``site_url`` of the MkDocs config (with a trailing ``/``), or None when it has none."""
+    try:
+        raw = yaml.load(Path(mkdocs_config).read_text(encoding="utf-8"), Loader=_AnyTagLoader) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    url = raw.get("site_url") if isinstance(raw, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    return url if url.endswith("/") else url + "/"
 
 
 class _AnyTagLoader(yaml.SafeLoader):

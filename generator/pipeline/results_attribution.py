@@ -327,6 +327,10 @@ def _matched_ig_agreement(run: Run, out: Explanations) -> list[pd.DataFrame]:
     return frames
 
 
+#: Output differences (logits) below which the completeness gap is not divided by them.
+RELATIVE_GAP_FLOOR = 0.1
+
+
 def _completeness(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
     """IG's completeness gap per image: sum of attributions minus (F(x) - F(baseline)), on the logit."""
     pairs = [(trained, method) for trained in run.models for method in IG_METHODS
@@ -352,13 +356,16 @@ def _completeness(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
             rows.append(pd.DataFrame({"model": trained.name, "method": method, "image_id": out.chosen["image_id"],
                                       "attribution_sum": sums, "output_difference": f_x - f_0,
                                       "gap": completeness_gap(sums, f_x, f_0),
-                                      "relative_gap": completeness_gap(sums, f_x, f_0, relative=True)}))
+                                      "relative_gap": completeness_gap(sums, f_x, f_0, relative=True,
+                                                                       min_difference=RELATIVE_GAP_FLOOR)}))
         return pd.concat(rows, ignore_index=True)
 
     run.publisher.table("tab-ig-completeness", title="Integrated Gradients: completeness gap",
                         caption="Per image: the sum of the Integrated Gradients attributions, the difference of the "
-                                "explained logit between the image and the baseline, and the gap between the two "
-                                "(relative to the output difference). IG promises a zero gap; what remains is "
+                                "explained logit between the image and the baseline, and the gap between the two, in "
+                                "logits, and relative to the output difference where that is at least "
+                                f"{RELATIVE_GAP_FLOOR} logit (empty below: a ratio to a near-zero difference means "
+                                "nothing). IG promises a zero gap; what remains is "
                                 "integration error (steps and rule: Gauss-Legendre for Captum by default, trapezoid "
                                 "for Xplique).", page="evaluation.md", provenance=prov, make=table)
 

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from generator.bias.intervals import PROPORTION_INTERVAL
 from generator.pipeline.cache import file_sha256
 from generator.pipeline.state import Run, Vocabulary, evaluation_table
 
@@ -64,7 +65,10 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
     names = [words.name(a) for a in words.attributes]
     listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
     prov = {**run.provenance, "model": model, "n_boot": N_BOOT, "attributes": list(words.attributes)}
-    boot = f"95% percentile-bootstrap intervals ({N_BOOT} resamples of the evaluation images, seed {seed})"
+    boot = (f"95% {PROPORTION_INTERVAL}s for the rates (from each group's counts) and percentile-bootstrap "
+            f"intervals for F1 ({N_BOOT} resamples of the evaluation images, seed {seed}); the 'interval' column "
+            "names each row's method")
+    boot_ece = f"95% percentile-bootstrap intervals ({N_BOOT} resamples of the evaluation images, seed {seed})"
     page = "bias-classification.md"
     pub.table(f"tab-bias-rates-{model}", title=f"Rates by group, model '{model}'",
               caption=f"Base rate, accuracy, TPR, FPR, FNR, precision, selection rate and F1 of model '{model}' on "
@@ -80,10 +84,10 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
               page=page, provenance=prov, make=lambda: report().disparities)
     pub.table(f"tab-bias-ece-{model}", title=f"Expected calibration error, model '{model}'",
               caption=f"ECE of model '{model}' per group (10 equal-width bins of the predicted class's "
-                      f"probability), with {boot}.", page=page, provenance=prov, make=lambda: report().ece)
+                      f"probability), with {boot_ece}.", page=page, provenance=prov, make=lambda: report().ece)
     pub.figure(f"fig-bias-rates-{model}", title=f"Error rates by {groups}, model '{model}'",
                caption=f"TPR, FPR, selection rate and precision of model '{model}' per {groups}, class "
-                       f"'{words.positive}' positive; whiskers: {boot}.",
+                       f"'{words.positive}' positive; whiskers: 95% {PROPORTION_INTERVAL}s.",
                alt=f"Dot plots of four rates per {groups} for model {model}.", page=page, provenance=prov,
                make=lambda: figs.metric_by_group(report().by_group, metrics=RATES, attributes=group))
     pub.figure(f"fig-bias-confusion-{model}", title=f"Confusion matrices by {groups}, model '{model}'",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from generator.bias.intervals import PROPORTION_INTERVAL
 from generator.pipeline.state import Run, evaluation_table, training_text
 
 __all__ = ["SPLIT_ORDER", "dataset_results", "model_results"]
@@ -110,10 +111,10 @@ def model_results(run: Run) -> None:
     for by, slug, what in groupings:
         table = pub.table(
             f"tab-models-accuracy-by-{slug}", title=f"Accuracy by {what}",
-            caption=f"Accuracy of each model on the evaluation split by {what}, with 95% percentile-bootstrap "
-                    f"intervals (200 resamples of the evaluation images, seed {seed}); 'all' is the whole split.",
-            page="models.md", provenance={**prov, "by": list(by), "n_boot": 200},
-            make=lambda by=by: _accuracy_table(evaluation, by, seed),
+            caption=f"Accuracy of each model on the evaluation split by {what}, with 95% {PROPORTION_INTERVAL}s "
+                    "(from each group's count of correct predictions); 'all' is the whole split.",
+            page="models.md", provenance={**prov, "by": list(by), "interval": PROPORTION_INTERVAL},
+            make=lambda by=by: _accuracy_table(evaluation, by),
         )
         if len(by) == 1:
             frame = table.frame[table.frame[by[0]] != "all"].rename(columns={by[0]: "group"})
@@ -138,11 +139,11 @@ def _prediction_shares(evaluation: dict[str, pd.DataFrame], group: str, predicti
     return pd.DataFrame(rows)
 
 
-def _accuracy_table(evaluation: dict[str, pd.DataFrame], by: tuple[str, ...], seed: int) -> pd.DataFrame:
+def _accuracy_table(evaluation: dict[str, pd.DataFrame], by: tuple[str, ...]) -> pd.DataFrame:
     """Accuracy by group for every model, one block of rows per model (fairlearn imported lazily)."""
     from generator.bias.accuracy import accuracy_by_group
 
-    frames = [accuracy_by_group(frame, by=by, n_boot=200, seed=seed).assign(model=name)
+    frames = [accuracy_by_group(frame, by=by).assign(model=name)
               for name, frame in evaluation.items()]
     return pd.concat(frames, ignore_index=True)[["model", *by, "n", "accuracy", "ci_low", "ci_high"]]
 

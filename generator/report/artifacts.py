@@ -31,12 +31,23 @@ class BuildSource:
     site_path
         The results folder's path in the site, ending in ``/`` (``"results/"``), so that
         a permalink is relative to the site root.
+    site_url
+        Where the site is published, ending in ``/``; permalinks are then absolute. Empty:
+        permalinks stay relative to the site root and the entry says so.
+    version, commit, year
+        The generator's version, the git commit of the build (``"unknown"`` outside a
+        checkout) and the year of that commit, so that a cited figure names the code that
+        made it.
     """
 
     publisher: str
     config_hash: str
     dataset_hash: str
     site_path: str = ""
+    site_url: str = ""
+    version: str = ""
+    commit: str = ""
+    year: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,13 +140,16 @@ def bibtex_key(artifact_id: str) -> str:
 
 
 def permalink(artifact: FigureArtifact | TableArtifact) -> str:
-    """The artifact's anchor on its page, relative to the site root (``results/models.html#fig-x``).
+    """The artifact's anchor on its page: ``results/models.html#fig-x`` relative to the site root,
+    or absolute under the source's ``site_url``.
 
     Pages are ``.html`` files because the site's ``offline`` plugin turns directory URLs off.
     """
-    base = artifact.source.site_path if artifact.source else ""
+    source = artifact.source
+    base = source.site_path if source else ""
     page = re.sub(r"\.md$", ".html", artifact.page)
-    return quote(f"{base}{page}#{artifact.id}", safe=_URL_SAFE)
+    relative = quote(f"{base}{page}#{artifact.id}", safe=_URL_SAFE)
+    return f"{source.site_url}{relative}" if source and source.site_url else relative
 
 
 def bibtex_entry(artifact: FigureArtifact | TableArtifact) -> str:
@@ -145,9 +159,15 @@ def bibtex_entry(artifact: FigureArtifact | TableArtifact) -> str:
     note = artifact.caption
     fields = {"title": artifact.title}
     if source is not None:
-        note = f"{note} Configuration {source.config_hash}, dataset {source.dataset_hash}."
+        made = f" Made by the generator version {source.version}, commit {source.commit}." if source.version else ""
+        where = "" if source.site_url else " URL relative to the site root (the build had no site_url)."
+        note = f"{note} Configuration {source.config_hash}, dataset {source.dataset_hash}.{made}{where}"
         fields["howpublished"] = f"{kind} {artifact.id} of {source.publisher}"
         fields["organization"] = source.publisher
+        if source.version:
+            fields["version"] = source.version
+        if source.year:
+            fields["year"] = source.year
     else:
         fields["howpublished"] = f"{kind} {artifact.id}"
     body = {k: bibtex_escape(v) for k, v in {**fields, "note": note}.items()}

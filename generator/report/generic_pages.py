@@ -104,8 +104,8 @@ def bias_classification_page(facts: dict[str, Any], art: Artifacts) -> str:
         body = _artifacts(art, "bias-classification.md")
     return f"""# Bias assessment: classification
 
-Rates per group with bootstrap intervals, disparities between groups, confusion matrices and
-calibration; definitions on the [bias metrics page](../methods/bias-metrics.md).
+Rates per group with Wilson score intervals (F1 and ECE: bootstrap), disparities between groups,
+confusion matrices and calibration; definitions on the [bias metrics page](../methods/bias-metrics.md).
 Small groups give wide intervals: read the interval, not only the point.
 
 {body}"""

@@ -14,11 +14,13 @@ import pandas as pd
 
 from generator.report.artifacts import FigureArtifact, TableArtifact, bibtex_entry
 
-__all__ = ["BIBTEX_FILE", "cite_block", "escape", "figure_block", "format_value", "table_block",
+__all__ = ["BIBTEX_FILE", "TABLES_BIBTEX_FILE", "cite_block", "escape", "figure_block", "format_value", "table_block",
            "table_link_block", "table_markdown"]
 
 BIBTEX_FILE = "figures.bib"
 """The BibTeX file of every figure, in the results folder (written by the pipeline)."""
+TABLES_BIBTEX_FILE = "tables.bib"
+"""The BibTeX file of every table, next to :data:`BIBTEX_FILE`."""
 
 # One pass, character by character: HTML-special characters become named entities,
 # Markdown-special ones numeric entities. (A backslash escape is not used: before
@@ -33,12 +35,20 @@ def escape(text: object) -> str:
 
 
 def format_value(value: object, digits: int = 3) -> str:
-    """A table cell: floats rounded, NaN shown as "n/a", everything else escaped."""
+    """A table cell: floats rounded, NaN shown as "n/a", everything else escaped.
+
+    A non-zero float too small for ``digits`` decimals keeps its significant digits
+    (a FAR of 1e-4 prints as ``0.0001``, not as ``0.000``, which would read as zero).
+    """
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Number) and not isinstance(value, int):
         value = float(value)
-        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and abs(value) < 0.5 * 10.0 ** -digits:
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}"
     return escape(value)
 
 
@@ -84,12 +94,12 @@ def cite_block(artifact: FigureArtifact | TableArtifact, prefix: str = "") -> st
 
     The entry is shown as a code block, which Markdown escapes, and :func:`bibtex_entry`
     turns every backtick and tilde into a LaTeX command, so no caption can close the fence.
-    A figure's box also links the site-wide :data:`BIBTEX_FILE`.
+    The box also links the site-wide BibTeX file of its kind (:data:`BIBTEX_FILE`, :data:`TABLES_BIBTEX_FILE`).
     """
     kind = "figure" if isinstance(artifact, FigureArtifact) else "table"
     entry = textwrap.indent(bibtex_entry(artifact), "    ")
-    every = (f"    Every figure of this site in one file: [{BIBTEX_FILE}]({prefix}{BIBTEX_FILE})\n\n"
-             if kind == "figure" else "")
+    file = BIBTEX_FILE if kind == "figure" else TABLES_BIBTEX_FILE
+    every = f"    Every {kind} of this site in one file: [{file}]({prefix}{file})\n\n"
     return f'??? quote "Cite this {kind}"\n\n    ```bibtex\n{entry}    ```\n\n{every}'
 
 

@@ -218,8 +218,8 @@ configuration, seed and package versions give the same tables and byte-identical
 - Python: {escape(env['python'])}
 - Figures: {count}, tables: {len(art) - count}; all listed in the
   [results manifest](manifest.json) with their ids, captions and files.
-- Citations: every figure as a BibTeX entry in [figures.bib](figures.bib); each figure also has
-  its own "Cite this figure" box.
+- Citations: every figure as a BibTeX entry in [figures.bib](figures.bib), every table in
+  [tables.bib](tables.bib); each also has its own "Cite this" box. {_citation_url_text(facts)}
 
 To rebuild: `python -m generator build --config FILE` with the configuration below saved as FILE.
 
@@ -297,7 +297,7 @@ def bias_classification_page(facts: dict[str, Any], art: Artifacts) -> str:
 
 {table_markdown(shown[["attributes", "metric", "difference", "ratio", "min_group", "max_group", "note"]])}
 
-Full table: [CSV]({art[f'tab-bias-disparities-{model}'].csv}).
+{table_link_block(art[f'tab-bias-disparities-{model}'])}
 
 {figure_block(art[f'fig-bias-confusion-{model}'])}
 {figure_block(art[f'fig-bias-calibration-{model}'])}
@@ -306,7 +306,8 @@ Full table: [CSV]({art[f'tab-bias-disparities-{model}'].csv}).
 
 How each model's errors fall on each group of the evaluation split: for every skin-tone band,
 age group and their intersections, the base rate, accuracy, true and false positive rates, false
-negative rate, precision, selection rate and F1, each with a 95 % bootstrap interval; the
+negative rate, precision, selection rate and F1, each with a 95 % interval (Wilson's score
+interval for the rates, which are proportions; a percentile bootstrap for F1 and the ECE); the
 disparities between groups; confusion matrices; and calibration. The definitions, with formulas and
 what each metric does not show, are on the [bias metrics page](../methods/bias-metrics.md).
 
@@ -414,13 +415,24 @@ between maps. Group-level comparisons on one shared scale are on the analysis pa
 {table_link_block(art['tab-attribution-images'])}"""
 
 
+def _citation_url_text(facts: dict[str, Any]) -> str:
+    url = facts.get("site_url")
+    if url:
+        return f"Their URLs are absolute, under `{escape(url)}`."
+    return ("Their URLs are relative to the site root: this build had no `site_url` (set `report.site_url` "
+            "in the configuration, or `site_url` in mkdocs.yml, to the address the site is published at).")
+
+
 def _completeness_block(art: Artifacts) -> str:
     if "tab-ig-completeness" not in art:
         return ""
     frame = art["tab-ig-completeness"].frame
-    summary = (frame.assign(abs_relative_gap=frame["relative_gap"].abs())
-               .groupby(["model", "method"], sort=False)["abs_relative_gap"].agg(["median", "max"]).reset_index()
-               .rename(columns={"median": "median relative gap", "max": "largest relative gap"}))
+    summary = (frame.assign(abs_gap=frame["gap"].abs(), abs_relative_gap=frame["relative_gap"].abs())
+               .groupby(["model", "method"], sort=False)
+               .agg(**{"median |gap| (logit)": ("abs_gap", "median"), "largest |gap| (logit)": ("abs_gap", "max"),
+                       "median relative gap": ("abs_relative_gap", "median"),
+                       "images with a relative gap": ("abs_relative_gap", "count")})
+               .reset_index())
     return f"""### Integrated Gradients completeness
 
 {table_markdown(summary, digits=4)}
@@ -545,7 +557,8 @@ painted with one colour scale for all groups and models (the original re-normali
 which hides differences between groups).
 
 {facex}
-{table_block(art['tab-analysis-facex'])}""")
+{table_block(art['tab-analysis-facex'])}
+{"".join(table_link_block(a) for k, a in art.items() if k.startswith("tab-analysis-patches-"))}""")
     return "\n".join(parts)
 
 

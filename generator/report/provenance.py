@@ -6,7 +6,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["PACKAGES", "environment_facts", "git_commit"]
+__all__ = ["PACKAGES", "environment_facts", "git_commit", "release_year"]
 
 PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "captum", "xplique", "fairlearn", "scikit-learn",
             "numpy", "pandas", "matplotlib", "mkdocs", "mkdocs-material")
@@ -48,3 +48,24 @@ def git_commit(folder: Path | None = None) -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def release_year(folder: Path | None = None) -> str:
+    """The year a citation gives: ``SOURCE_DATE_EPOCH``'s, else the git commit's, else this year.
+
+    Not the build's clock, so that two builds of one commit cite with the same bytes.
+    """
+    import os
+    from datetime import datetime, timezone
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return str(datetime.fromtimestamp(int(epoch), tz=timezone.utc).year)
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cs"], cwd=str(folder or Path.cwd()),
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout[:4].isdigit():
+            return out.stdout[:4]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return str(datetime.now(tz=timezone.utc).year)

@@ -39,7 +39,7 @@ def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
         Slide("Accuracy, defined", (
             "<p>For a group \\(g\\) with \\(n_g\\) images:</p>"
             "<p>\\[ \\mathrm{acc}_g = \\frac{1}{n_g} \\sum_{i \\in g} \\mathbf{1}[\\hat y_i = y_i] \\]</p>"
-            + _small("Intervals: percentile bootstrap over evaluation images (200 resamples).")),
+            + _small("Intervals: Wilson score intervals from each group's counts.")),
               notes="Accuracy is a share of correct predictions. A gap in accuracy between groups is the first sign "
                     "of bias, but it is not a fairness definition on its own; the bias section defines those.",
               section="Models"),
@@ -122,7 +122,7 @@ def _disparity_notes(table: TableArtifact, model: str) -> str:
     parts = [f"{r.metric.replace('_', ' ')}: difference {r.difference:.2f} ({r.max_group} vs {r.min_group})"
              for r in rows.itertuples() if r.difference == r.difference]
     return (f"Model {model}, class smiling, across skin-tone bands. " + "; ".join(parts) + ". "
-            "Whiskers are 95% bootstrap intervals: overlapping intervals mean the gap is not established.")
+            "Whiskers are 95% Wilson score intervals: overlapping intervals mean the gap is not established.")
 
 
 def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],

@@ -1,9 +1,9 @@
 """Group fairness of a classifier: every number checked against an independent computation.
 
 Rates are recomputed with boolean masks per group; disparities with fairlearn's own
-functions (abs 1e-12); bootstrap intervals against fairlearn's MetricFrame bootstrap and
-the existing accuracy_by_group (same resamples, abs 1e-12); ECE on synthetic scores
-whose calibration is known.
+functions (abs 1e-12); Wilson intervals of the rates against SciPy's binomtest, F1's
+bootstrap interval against fairlearn's MetricFrame bootstrap (same resamples, abs 1e-12);
+ECE on synthetic scores whose calibration is known.
 """
 from __future__ import annotations
 
@@ -164,24 +164,43 @@ def test_disparity_names_the_extreme_groups(audited):
         assert row.difference == pytest.approx(rates.max() - rates.min(), abs=EXACT)
 
 
-def test_intervals_are_fairlearns_bootstrap():
+def test_rate_intervals_are_wilson_and_f1_keeps_fairlearns_bootstrap():
+    from scipy.stats import binomtest
+
     frame = _frame(2, n=120, seed=4)
     report = classification_report(frame, attributes=["skin"], n_boot=20, seed=7, intersections=False)
-    mf = MetricFrame(metrics={"sel": lambda t, p: np.mean(p == 1),
-                              "tpr": lambda t, p: np.mean(p[t == 1] == 1) if (t == 1).any() else np.nan},
-                     y_true=frame["label"].to_numpy(), y_pred=frame["pred"].to_numpy(),
+    rows = report.by_group[report.by_group["attributes"] == "skin"]
+    for group, part in frame.groupby("skin"):
+        t, p = part["label"].to_numpy(), part["pred"].to_numpy()
+        counts = {"selection_rate": ((p == 1).sum(), len(p)), "tpr": ((p[t == 1] == 1).sum(), (t == 1).sum()),
+                  "fpr": ((p[t == 0] == 1).sum(), (t == 0).sum()), "accuracy": ((p == t).sum(), len(p))}
+        for metric, (k, n) in counts.items():
+            row = rows[(rows["group"] == group) & (rows["metric"] == metric)].iloc[0]
+            ci = binomtest(int(k), int(n)).proportion_ci(method="wilson")
+            assert (row.ci_low, row.ci_high) == pytest.approx((ci.low, ci.high), abs=EXACT), (group, metric)
+            assert row.interval == "Wilson score interval"
+    f1 = lambda t, p: f1_score(t, p, zero_division=np.nan)  # noqa: E731
+    mf = MetricFrame(metrics={"f1": f1}, y_true=frame["label"].to_numpy(), y_pred=frame["pred"].to_numpy(),
                      sensitive_features=frame["skin"], n_boot=20, ci_quantiles=[0.025, 0.975], random_state=7)
     low, high = mf.by_group_ci
-    for metric, column in (("selection_rate", "sel"), ("tpr", "tpr")):
-        rows = report.by_group[(report.by_group["attributes"] == "skin")
-                               & (report.by_group["metric"] == metric)].set_index("group")
-        np.testing.assert_allclose(rows["ci_low"], low[column].reindex(rows.index), atol=EXACT)
-        np.testing.assert_allclose(rows["ci_high"], high[column].reindex(rows.index), atol=EXACT)
-    reference = accuracy_by_group(frame, by=["skin"], n_boot=20, seed=7).set_index("skin")
-    rows = report.by_group[report.by_group["metric"] == "accuracy"].set_index("group")
+    f1_rows = rows[rows["metric"] == "f1"].set_index("group")
+    np.testing.assert_allclose(f1_rows["ci_low"], low["f1"].reindex(f1_rows.index), atol=EXACT)
+    np.testing.assert_allclose(f1_rows["ci_high"], high["f1"].reindex(f1_rows.index), atol=EXACT)
+    assert set(f1_rows["interval"]) == {"percentile bootstrap"}
+    reference = accuracy_by_group(frame, by=["skin"]).set_index("skin")
+    accuracy = report.by_group[report.by_group["metric"] == "accuracy"].set_index("group")
     for group in ("dark", "light", "all"):
-        assert rows.at[group, "ci_low"] == pytest.approx(reference.at[group, "ci_low"], abs=EXACT)
-        assert rows.at[group, "ci_high"] == pytest.approx(reference.at[group, "ci_high"], abs=EXACT)
+        assert accuracy.at[group, "ci_low"] == pytest.approx(reference.at[group, "ci_low"], abs=EXACT)
+        assert accuracy.at[group, "ci_high"] == pytest.approx(reference.at[group, "ci_high"], abs=EXACT)
+
+
+def test_a_perfect_group_gets_an_interval_below_one():
+    frame = pd.DataFrame({"g": ["a"] * 192 + ["b"] * 192, "label": [1, 0] * 192,
+                          "pred": [1, 0] * 96 + [1, 0] * 95 + [0, 1]})
+    table = accuracy_by_group(frame, by=["g"]).set_index("g")
+    assert table.at["a", "accuracy"] == 1.0 and table.at["a", "ci_high"] == 1.0
+    assert table.at["a", "ci_low"] == pytest.approx(0.9804, abs=1e-4)  # Wilson, 192 of 192
+    assert (table.at["b", "ci_low"], table.at["b", "ci_high"]) == pytest.approx((0.9628, 0.9971), abs=1e-4)  # 190 of 192
 
 
 def test_interval_contains_estimate_on_a_larger_frame():

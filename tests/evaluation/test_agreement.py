@@ -52,6 +52,11 @@ def test_completeness_gap_of_exact_linear_attribution_is_zero() -> None:
     relative = completeness_gap(attr_sums + 0.1 * (f_x - f_base), f_x, f_base, relative=True)
     np.testing.assert_allclose(relative, 0.1 * np.sign(f_x - f_base), atol=1e-12)
     assert np.isnan(completeness_gap(np.array([1.0]), np.array([2.0]), np.array([2.0]), relative=True)[0])
+    # a ratio to a near-zero output difference is left out, the absolute gap is kept
+    sums, f_x, f_0 = np.array([0.05, 1.1]), np.array([1.0004, 2.0]), np.array([1.0, 1.0])
+    np.testing.assert_allclose(completeness_gap(sums, f_x, f_0, relative=True, min_difference=0.1),
+                               [np.nan, 0.1], atol=1e-12)
+    np.testing.assert_allclose(completeness_gap(sums, f_x, f_0), [0.0496, 0.1], atol=1e-12)
 
 
 def test_refuses_bad_input() -> None:

@@ -227,6 +227,47 @@ def test_figures_bib_lists_every_figure_of_the_build(tiny_build, site_dir):
         assert bibtex_key(figure["id"]) in _cited_keys(html), f"{figure['id']}: no cite box on {page}"
 
 
+@pytest.mark.slow
+def test_tables_bib_and_every_entry_names_version_and_year(tiny_build, site_dir):
+    from generator import __version__
+    from generator.report.markdown import TABLES_BIBTEX_FILE
+
+    results = tiny_build.config.output.results_dir
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert manifest["meta"]["tables_bibtex"] == TABLES_BIBTEX_FILE
+    tables = check_entries((results / TABLES_BIBTEX_FILE).read_text(encoding="utf-8"))
+    assert list(tables) == [bibtex_key(t["id"]) for t in manifest["tables"]]
+    figures = check_entries((results / BIBTEX_FILE).read_text(encoding="utf-8"))
+    for key, (_, fields) in {**figures, **tables}.items():
+        assert fields["version"] == __version__, key
+        assert re.fullmatch(r"20\d\d", fields["year"]), key
+        assert "commit" in fields["note"], key
+        assert "relative to the site root" in fields["note"], key  # the tiny build has no site_url
+    for table in manifest["tables"]:
+        page, anchor = tables[bibtex_key(table["id"])][1]["url"].split("#")
+        assert f'id="{anchor}"' in (site_dir / page).read_text(encoding="utf-8"), table["id"]
+
+
+def test_site_url_makes_every_link_absolute():
+    source = BuildSource("Audit", "c0ffee", "d00d", "results/", site_url="https://example.org/audit/",
+                         version="9.9", commit="abc", year="2026")
+    fig = FigureArtifact("fig-x", "X", "Caption.", "alt", "models.md", {"png": "figures/fig-x.png"}, source=source)
+    assert permalink(fig) == "https://example.org/audit/results/models.html#fig-x"
+    _, fields = check_entries(bibtex_entry(fig))["fig-x"]
+    assert fields["url"] == "https://example.org/audit/results/models.html#fig-x"
+    assert fields["year"] == "2026" and fields["version"] == "9.9"
+    assert "relative to the site root" not in fields["note"]
+
+
+def test_site_url_is_checked_and_normalised():
+    from generator.config import parse_config
+    from generator.errors import ConfigError
+
+    assert parse_config({"report": {"site_url": "https://example.org/a"}}).report.site_url == "https://example.org/a/"
+    with pytest.raises(ConfigError, match="report.site_url.*absolute http"):
+        parse_config({"report": {"site_url": "example.org/a"}})
+
+
 def _cited_keys(html: str) -> set[str]:
     """The keys of the BibTeX entries in a page's "Cite this ..." boxes."""
     boxes = re.findall(r'<details class="quote">(.*?)</details>', html, re.S)
