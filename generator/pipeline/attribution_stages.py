@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from generator.config import Config
 from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["MapSet", "attribution_stage", "select_stage"]
+__all__ = ["MapSet", "attribution_key", "attribution_stage", "select_stage"]
 
 ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.models.adapters",
                     "generator.pipeline.attribution_stages")
@@ -88,20 +88,32 @@ def _framework(method: str, trained: TrainedModel, twin_path: Path | None) -> tu
     return "", reason
 
 
+def attribution_key(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
+                    targets: np.ndarray, method: str, twin_path: Path | None) -> str:
+    """The cache key of one map set: method, parameters, framework, images, targets, code, model and data."""
+    params = dict(config.attribution.params.get(method, {}))
+    framework, _ = _framework(method, trained, twin_path)
+    return cache.key("attribution", {"method": method, "params": params, "framework": framework,
+                                     "images": chosen["image_id"].tolist(), "targets": targets.tolist(),
+                                     "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key, faces.key))
+
+
 def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
-                      targets: np.ndarray, method: str, twin_path: Path | None) -> MapSet:
-    """Maps of ``method`` for the chosen images on one model (predicted class as target)."""
+                      targets: np.ndarray, method: str, twin_path: Path | None,
+                      progress: Callable[[int], object] | None = None) -> MapSet:
+    """Maps of ``method`` for the chosen images on one model (predicted class as target).
+
+    ``progress(n)`` is called as each chunk of ``n`` images is explained (not when cached).
+    """
     params = dict(config.attribution.params.get(method, {}))
     framework, skipped = _framework(method, trained, twin_path)
-    key = cache.key("attribution", {"method": method, "params": params, "framework": framework,
-                                    "images": chosen["image_id"].tolist(), "targets": targets.tolist(),
-                                    "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key, faces.key))
+    key = attribution_key(cache, config, faces, trained, chosen, targets, method, twin_path)
 
     def compute(folder: Path) -> None:
         meta: dict[str, Any] = {"framework": framework, "skipped": skipped, "caption": "", "check": {}}
         if not skipped:
             meta.update(_explain_to_disk(config, trained, framework, twin_path, method, params,
-                                         faces.images[chosen["row"].to_numpy()], targets, folder))
+                                         faces.images[chosen["row"].to_numpy()], targets, folder, progress))
         (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
 
     entry = cache.get_or_compute("attribution", key, compute)
@@ -112,7 +124,8 @@ def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: Train
 
 
 def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,
-                     params: dict[str, Any], images: np.ndarray, targets: np.ndarray, folder: Path) -> dict[str, Any]:
+                     params: dict[str, Any], images: np.ndarray, targets: np.ndarray, folder: Path,
+                     progress: Callable[[int], object] | None = None) -> dict[str, Any]:
     """Run the explainer chunk by chunk, writing straight into a memory-mapped .npy file."""
     from generator.attribution.base import UnsupportedMethod
     from generator.attribution.registry import build_explainer, check_maps
@@ -128,6 +141,8 @@ def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin
     for chunk in explainer.iter_explain(images, targets):
         out[done:done + len(chunk)] = chunk
         done += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
     out.flush()
     check = check_maps(np.asarray(out))
     del out

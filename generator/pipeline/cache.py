@@ -81,6 +81,10 @@ class Cache:
         """Where the entry for ``stage`` / ``key`` lives (it may not exist yet)."""
         return self.root / stage / key
 
+    def is_done(self, stage: str, key: str) -> bool:
+        """True when the entry was finished (its files are not checksummed: for plans, not for reading)."""
+        return (self.path(stage, key) / DONE).is_file()
+
     def is_valid(self, stage: str, key: str) -> bool:
         """True when the entry exists and every file matches its recorded checksum."""
         entry = self.path(stage, key)

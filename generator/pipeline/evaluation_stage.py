@@ -16,7 +16,7 @@ from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["evaluation_stage", "prob_fn"]
+__all__ = ["evaluation_key", "evaluation_stage", "prob_fn"]
 
 EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.models.nets",
                    "generator.models.adapters", "generator.pipeline.evaluation_stage")
@@ -40,12 +40,17 @@ def prob_fn(handle) -> Any:
     return probabilities
 
 
+def evaluation_key(cache: Cache, config: Config, maps_key: str) -> str:
+    """The cache key of one map set's evaluation: its maps' key, the metric settings and the code."""
+    return cache.key("evaluation", {"steps": config.attribution.deletion_steps, "seed": config.seed,
+                                    "code": code_hash(*EVALUATION_CODE)}, (maps_key,))
+
+
 def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
                      targets: np.ndarray, maps: MapSet, twin_path: Path | None) -> pd.DataFrame:
     """Per-sample quality scores of one method's maps: faithfulness, complexity, localisation."""
     steps = config.attribution.deletion_steps
-    key = cache.key("evaluation", {"steps": steps, "seed": config.seed, "code": code_hash(*EVALUATION_CODE)},
-                    (maps.key,))
+    key = evaluation_key(cache, config, maps.key)
 
     def compute(folder: Path) -> None:
         metrics = _metrics(config, trained, faces, chosen, targets, steps)

@@ -1,6 +1,8 @@
 """Results section "explanations": maps, galleries, evaluation, sanity checks, agreement."""
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,12 +11,14 @@ import pandas as pd
 
 from generator.pipeline.attribution_stages import (
     MapSet,
+    attribution_key,
     attribution_stage,
     group_by,
     select_stage,
 )
 from generator.pipeline.cache import code_hash
-from generator.pipeline.evaluation_stage import evaluation_stage
+from generator.pipeline.evaluation_stage import evaluation_key, evaluation_stage
+from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
 
@@ -57,26 +61,87 @@ def attribution_results(run: Run) -> Explanations:
     out = Explanations(chosen, titles={m: f"{REGISTRY[m].title} ({REGISTRY[m].library.capitalize()})"
                                        for m in config.attribution.methods})
     evaluations, skipped = [], []
-    total = len(run.models) * len(config.attribution.methods)
-    with progress_bar(total, "explain + evaluate", unit="map set") as bar:
+    plan = _plan(run, chosen)
+    if plan.to_compute:
+        notify(plan.summary())
+    items = {(m.model, m.method): m for m in plan.map_sets}
+    with progress_bar(len(chosen) * len(plan.to_compute), "explain + evaluate", unit="image") as bar:
         for trained in run.models:
             targets = _targets(run, trained.name, chosen)
             twin = run.twins.get(trained.name, {}).get("path")
             for method in config.attribution.methods:
-                maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin)
+                item, start, counted = items[(trained.name, method)], time.perf_counter(), [0]
+
+                def advance(n: int, counted: list[int] = counted) -> None:
+                    counted[0] += n
+                    bar.update(n)
+
+                maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin,
+                                         progress=advance)
                 out.maps[(trained.name, method)] = maps
-                bar.update(1)
                 reason = maps.skipped or _invalid(maps)
                 if reason:
                     skipped.append({"model": trained.name, "method": method, "reason": reason})
-                    continue
-                table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
-                evaluations.append(table.assign(model=trained.name, method=method))
+                else:
+                    table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
+                    evaluations.append(table.assign(model=trained.name, method=method))
+                if not item.cached:
+                    bar.update(len(chosen) - counted[0])
+                    plan.record(item, time.perf_counter() - start)
+                    bar.set_postfix_str(plan.eta())
     groups = chosen[["image_id", "reason", *group_by(config, run.faces)]]
     out.per_sample = pd.concat(evaluations, ignore_index=True).merge(groups, on="image_id", how="left")
     out.skipped = pd.DataFrame(skipped, columns=["model", "method", "reason"])
     _publish(run, out)
     return out
+
+
+def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
+    """What the loop above will compute, with a duration calibrated on each model that has work."""
+    from generator.pipeline.attribution_stages import _framework
+    from generator.pipeline.evaluation_stage import SENSITIVITY_IMAGES
+    from generator.pipeline.stages import handle_for
+
+    config, cache = run.config, run.cache
+    methods = list(config.attribution.methods)
+    steps, size = config.attribution.deletion_steps, int(run.faces.images.shape[1])
+    plan = Plan(len(chosen), [m.name for m in run.models], methods, steps)
+    share = min(SENSITIVITY_IMAGES, len(chosen)) / max(len(chosen), 1)
+    images = run.faces.images[chosen["row"].to_numpy()]
+    for trained in run.models:
+        targets = _targets(run, trained.name, chosen)
+        twin = run.twins.get(trained.name, {}).get("path")
+        todo = []
+        for method in methods:
+            key = attribution_key(cache, config, run.faces, trained, chosen, targets, method, twin)
+            done = cache.is_done("attribution", key) and (
+                cache.is_done("evaluation", evaluation_key(cache, config, key)) or not _evaluated(cache, key))
+            skipped = bool(_framework(method, trained, twin)[1])
+            item = MapSetPlan(trained.name, method, done or skipped, 0.0)
+            plan.map_sets.append(item)
+            if not item.cached:
+                todo.append(item)
+        if not todo:
+            continue
+        forward, gradient = calibrate(handle_for(config, trained, trained.framework), images, targets)
+        plan.calibration[trained.name] = (forward, gradient)
+        for item in todo:
+            params = dict(config.attribution.params.get(item.method, {}))
+            passes, needs_grad = method_passes(item.method, params, size)
+            item.seconds = len(chosen) * (passes * (gradient if needs_grad else forward)
+                                          + metric_passes(item.method, params, size, steps, share) * forward)
+        plan.shared_seconds[trained.name] = len(chosen) * SHARED_PASSES * forward
+    return plan
+
+
+def _evaluated(cache, key: str) -> bool:
+    """Whether a cached map set is evaluated at all (maps that were skipped or invalid are not)."""
+    try:
+        meta = json.loads((cache.path("attribution", key) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return True
+    finite = meta.get("check", {}).get("finite", True)
+    return not meta.get("skipped") and finite and (cache.path("attribution", key) / "maps.npy").is_file()
 
 
 def _groups_text(run: Run) -> str:

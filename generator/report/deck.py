@@ -7,6 +7,8 @@ from ``file://`` or any static server without a network. Math written as
 """
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -140,11 +142,17 @@ def _slide_views(slides: Sequence[Slide]) -> list[dict[str, Any]]:
         views.append({
             "title": slide.title,
             "body": Markup(slide.body_html),  # trusted: made by the project's writers
-            "notes": _paragraphs(slide.notes),
+            "notes": _paragraphs(slide.notes) + _figure_ids(slide.body_html),
             "section": slide.section,
             "section_start": starts,
         })
     return views
+
+
+def _figure_ids(body_html: str) -> list[str]:
+    """A notes line naming the figures of a slide (their ids stay off the slide, for the lecturer to cite)."""
+    ids = re.findall(r'data-figure-id="([^"]+)"', body_html)
+    return [f"Figure: {html.unescape(i)} (PNG, SVG and PDF on the site, BibTeX in figures.bib)." for i in ids]
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -61,7 +61,17 @@ _SETTLE_JS = """async () => {
     await new Promise(requestAnimationFrame);
     await new Promise(requestAnimationFrame);
     await document.fonts.ready;
+    const images = Array.from(document.images);
+    await Promise.all(images.map((img) => img.decode().catch(() => null)));
+    // Every image must be loaded and lie inside its printed page: reveal.js clips what overflows.
+    const misplaced = Array.from(document.querySelectorAll(".pdf-page")).flatMap((page, i) =>
+        Array.from(page.querySelectorAll("img")).filter((img) => {
+            const p = page.getBoundingClientRect(), b = img.getBoundingClientRect();
+            return !img.complete || img.naturalWidth === 0 || b.height < 1 || b.top < p.top - 1
+                || b.bottom > p.bottom + 1 || b.left < p.left - 1 || b.right > p.right + 1;
+        }).map((img) => `page ${i + 1}: ${img.getAttribute("src")}`));
     return {
+        misplaced,
         failedFonts: Array.from(document.fonts)
             .filter((font) => font.status === "error").map((font) => font.family),
         mathErrors: document.querySelectorAll(".katex-error").length,
@@ -252,6 +262,9 @@ class _PageWatch:
             raise ExportError("the deck raised JavaScript errors: " + "; ".join(self.errors))
         if report["failedFonts"]:
             raise ExportError("fonts failed to load: " + ", ".join(sorted(set(report["failedFonts"]))))
+        if report["misplaced"]:
+            raise ExportError("images not loaded or not inside their printed page (they would be missing from "
+                              "the PDF): " + "; ".join(report["misplaced"]))
         if report["mathErrors"]:
             log.warning("%d formulas in the deck could not be typeset by KaTeX", report["mathErrors"])
 

@@ -67,8 +67,10 @@ def _bullets(items: list[str]) -> str:
 
 
 def _figure(fig: FigureArtifact) -> str:
-    return (f'<img class="deck-figure" src="figures/{html.escape(fig.id)}.png" alt="{html.escape(fig.alt)}">'
-            f'<p class="deck-caption">{html.escape(fig.id)}: {html.escape(fig.title)}</p>')
+    """A figure and its title; its id goes to the speaker notes (see ``deck._slide_views``), not on the slide."""
+    return (f'<img class="deck-figure" src="figures/{html.escape(fig.id)}.png" alt="{html.escape(fig.alt)}" '
+            f'data-figure-id="{html.escape(fig.id)}">'
+            f'<p class="deck-caption">{html.escape(fig.title)}</p>')
 
 
 def _small(text: str) -> str:

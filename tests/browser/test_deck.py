@@ -51,6 +51,39 @@ def test_pdf_has_one_page_per_slide(chromium_browser, deck_dir, tmp_path):
     assert count_pdf_pages(pdf) == _leaf_slides(deck_dir)
 
 
+def test_every_pdf_page_with_a_figure_shows_it(chromium_browser, deck_dir, tmp_path):
+    """Rasterise the PDF (poppler's pdftoppm) and look for the figure's ink on every page that has one.
+
+    A figure counts as shown when, below the title band, at least 1.5 % of the page is not white
+    and the inked rows span at least a fifth of the page height: a title and a one-line caption
+    alone (what an overflowing figure left behind) reach neither.
+    """
+    import re
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    if shutil.which("pdftoppm") is None:
+        pytest.fail("pdftoppm (Debian's poppler-utils) is needed to rasterise the PDF; .ci/run installs it")
+    pdf = export_pdf(Path(deck_dir) / "index.html", tmp_path / "deck.pdf")
+    html = (Path(deck_dir) / "index.html").read_text(encoding="utf-8")
+    sections = re.findall(r"<section\b.*?</section>", html, re.S)
+    subprocess.run(["pdftoppm", "-r", "24", "-gray", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == len(sections)
+    with_figure = [i for i, section in enumerate(sections) if "<img" in section]
+    assert with_figure, "the deck has no figure slide"
+    for i in with_figure:
+        pixels = np.asarray(Image.open(pages[i]).convert("L"), dtype=np.uint8)
+        body = pixels[int(0.15 * len(pixels)):] < 200  # below the title band
+        rows = np.flatnonzero(body.mean(axis=1) > 0.02)
+        span = (rows[-1] - rows[0] + 1) / len(pixels) if rows.size else 0.0
+        title = re.search(r"<h2>(.*?)</h2>", sections[i])
+        assert body.mean() > 0.015 and span > 0.2, (f"page {i + 1} ({title[1] if title else '?'}): figure missing "
+                                                   f"(ink {body.mean():.3f}, rows span {span:.2f})")
+
+
 def test_pdf_with_notes_adds_a_page_per_slide_with_notes(chromium_browser, deck_dir, tmp_path):
     pdf = export_pdf(Path(deck_dir) / "index.html", tmp_path / "notes.pdf", notes=True)
     html = (Path(deck_dir) / "index.html").read_text(encoding="utf-8")

@@ -1,0 +1,171 @@
+"""The plan of the explanations stage and an estimate of its duration, shown before it starts.
+
+At real scale (thousands of 224-px faces, a ResNet, twenty methods) the explanations stage runs
+for hours, so before it starts the build prints what it will compute (images x methods x models,
+and the model evaluations each map set and each metric needs) and how long that should take on
+this machine. The estimate is calibrated, not guessed: a forward pass and a gradient of each
+model are timed on a few of the chosen images, and every method's and metric's cost is counted
+in those units from its parameters (Integrated Gradients' steps, occlusion's windows, RISE's
+masks...). While the stage runs, the progress bar counts images and its ETA is the remaining
+estimate rescaled by how far the work so far was from its own estimate.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MapSetPlan", "Plan", "calibrate", "method_passes", "metric_passes", "notify"]
+
+#: Forward passes per image shared by all map sets of a model: MuFidelity's subsets, infidelity's perturbations.
+SHARED_PASSES = 64 + 32
+SENSITIVITY_SAMPLES = 4
+
+
+def method_passes(method: str, params: dict[str, Any], size: int) -> tuple[float, bool]:
+    """Model evaluations per image that ``method`` needs, and whether each is a gradient (forward + backward).
+
+    Counted from the method's parameters: steps of a path, samples of a sampling method, sliding
+    windows of occlusion, masks of RISE, perturbed samples of the surrogates, designs of Sobol and HSIC.
+    """
+    from generator.attribution.registry import REGISTRY
+
+    spec = REGISTRY[method]
+    p = {**spec.defaults, **params}
+    family = spec.family
+    if family == "gradient":
+        return 1.0, True
+    if family == "cam":
+        return (2.0 if "guided" in method else 1.0), True
+    if family == "path":
+        return float(p["steps"]), True
+    if family == "sampling":
+        return float(p["samples"]), True
+    if "patch_size" in p:
+        windows = max(1, (size - int(p["patch_size"])) // int(p["stride"]) + 1)
+        return float(windows * windows + 1), False
+    if "nb_design" in p:
+        grid = int(p.get("grid_size", 8))
+        return float(p["nb_design"] * (grid * grid + 2 if method.endswith("sobol") else 1)), False
+    if "samples" in p:
+        return float(p["samples"]), False
+    if "grid" in p:
+        return float(int(p["grid"]) ** 2 + 1), False
+    return 1.0, True
+
+
+def metric_passes(method: str, params: dict[str, Any], size: int, steps: int, sensitivity_share: float) -> float:
+    """Forward-pass equivalents per image of one map set's own metrics (deletion, insertion, max-sensitivity)."""
+    from generator.attribution.registry import REGISTRY
+    from generator.pipeline.evaluation_stage import SENSITIVITY_FAMILIES
+
+    passes = 2.0 * max(steps - 1, 0)
+    if REGISTRY[method].family in SENSITIVITY_FAMILIES:
+        explained, gradient = method_passes(method, params, size)
+        passes += SENSITIVITY_SAMPLES * sensitivity_share * explained * (3.0 if gradient else 1.0)
+    return passes
+
+
+@dataclass
+class MapSetPlan:
+    """One model x method: whether it is cached, and its estimated seconds if not."""
+
+    model: str
+    method: str
+    cached: bool
+    seconds: float
+
+
+@dataclass
+class Plan:
+    """What the explanations stage will compute and how long it should take."""
+
+    images: int
+    models: list[str]
+    methods: list[str]
+    steps: int
+    map_sets: list[MapSetPlan] = field(default_factory=list)
+    shared_seconds: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
+    done_seconds: float = 0.0
+    spent_seconds: float = 0.0
+
+    @property
+    def to_compute(self) -> list[MapSetPlan]:
+        return [m for m in self.map_sets if not m.cached]
+
+    @property
+    def seconds(self) -> float:
+        return sum(m.seconds for m in self.to_compute) + sum(self.shared_seconds.values())
+
+    def summary(self) -> str:
+        """The plan in words, with the estimate (printed before the stage starts)."""
+        todo = self.to_compute
+        lines = [f"explanations: {len(self.models)} model(s) x {len(self.methods)} method(s) on {self.images} images "
+                 f"= {len(self.map_sets)} map sets, {len(self.map_sets) - len(todo)} cached, {len(todo)} to compute."]
+        if not todo:
+            return lines[0]
+        lines.append(f"  each map set: the maps, deletion and insertion ({2 * max(self.steps - 1, 0)} forward passes "
+                     f"per image), max-sensitivity ({SENSITIVITY_SAMPLES} re-explanations of up to 12 images, "
+                     f"gradient, path and CAM methods); once per model: MuFidelity (64) and infidelity (32 forward "
+                     "passes per image).")
+        timing = ", ".join(f"'{m}' {f * 1e3:.2g} ms a forward pass and {g * 1e3:.2g} ms a gradient per image"
+                           for m, (f, g) in self.calibration.items())
+        longest = max(todo, key=lambda m: m.seconds)
+        lines.append(f"  estimate on this machine: about {_duration(self.seconds)} (calibrated: {timing}); "
+                     f"longest: {longest.method} on '{longest.model}', about {_duration(longest.seconds)}.")
+        return "\n".join(lines)
+
+    def record(self, item: MapSetPlan, seconds: float) -> None:
+        """Account for one computed map set (for the ETA)."""
+        self.done_seconds += item.seconds
+        self.spent_seconds += seconds
+
+    def eta(self) -> str:
+        """Remaining time: what is left of the estimate, rescaled by actual over estimated time so far."""
+        left = max(self.seconds - self.done_seconds, 0.0)
+        scale = self.spent_seconds / self.done_seconds if self.done_seconds > 0 else 1.0
+        return f"ETA ~{_duration(left * scale)}"
+
+
+def calibrate(handle: Any, images: np.ndarray, targets: np.ndarray, count: int = 8) -> tuple[float, float]:
+    """Seconds per image of one forward pass and of one gradient of ``handle``'s model, timed on ``count`` images."""
+    from generator.attribution.base import UnsupportedMethod
+    from generator.attribution.registry import build_explainer
+
+    batch, classes = images[:count], np.asarray(targets[:count])
+    handle.logits(batch)  # warm-up: first calls allocate and choose kernels
+    forward = _fastest(lambda: handle.logits(batch)) / len(batch)
+    try:
+        saliency = build_explainer("captum.saliency" if handle.framework == "torch" else "xplique.saliency", handle, {})
+        saliency.explain(batch, classes)
+        gradient = _fastest(lambda: saliency.explain(batch, classes)) / len(batch)
+    except (UnsupportedMethod, RuntimeError, ValueError):  # no gradient: assume the usual forward + backward cost
+        gradient = 3.0 * forward
+    return forward, max(gradient, forward)
+
+
+def _fastest(call: Any, repeats: int = 3) -> float:
+    """The shortest of ``repeats`` timings of ``call()`` (the least disturbed by other work)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def notify(text: str) -> None:
+    """Print a plan line on stderr (shown whatever the log level: it is what the user waits for)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,55 @@
+"""The plan printed before the explanations stage: model evaluations counted from each method's
+parameters, the estimate, and an ETA rescaled by the time actually spent."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from generator.attribution.handles import torch_handle
+from generator.pipeline.plan import MapSetPlan, Plan, calibrate, method_passes, metric_passes
+
+
+@pytest.mark.parametrize(("method", "params", "expected"), [
+    ("captum.saliency", {}, (1.0, True)),
+    ("captum.integrated_gradients", {}, (32.0, True)),           # default steps
+    ("captum.integrated_gradients", {"steps": 8}, (8.0, True)),
+    ("captum.guided_gradcam", {}, (2.0, True)),                   # Grad-CAM and guided backprop
+    ("captum.smoothgrad", {"samples": 5}, (5.0, True)),
+    ("captum.occlusion", {}, (15.0 ** 2 + 1, False)),            # 8-px windows, stride 4, on 64 px: 15 x 15
+    ("xplique.rise", {"samples": 400}, (400.0, False)),
+    ("captum.lime", {}, (200.0, False)),
+    ("captum.feature_ablation", {}, (65.0, False)),               # 8 x 8 cells and the unperturbed image
+])
+def test_method_passes_follow_the_parameters(method, params, expected):
+    assert method_passes(method, params, 64) == expected
+
+
+def test_metric_passes_count_deletion_insertion_and_sensitivity():
+    assert metric_passes("captum.occlusion", {}, 64, steps=16, sensitivity_share=0.5) == 30.0  # no max-sensitivity
+    # saliency: 30 deletion/insertion passes + 4 re-explanations x 1 gradient (3 forward passes) on half the images
+    assert metric_passes("captum.saliency", {}, 64, steps=16, sensitivity_share=0.5) == pytest.approx(36.0)
+
+
+def test_summary_and_eta():
+    plan = Plan(46, ["fair", "biased"], ["captum.saliency", "captum.occlusion"], steps=16)
+    plan.map_sets = [MapSetPlan("fair", "captum.saliency", True, 0.0), MapSetPlan("fair", "captum.occlusion", False, 60.0),
+                     MapSetPlan("biased", "captum.saliency", False, 20.0),
+                     MapSetPlan("biased", "captum.occlusion", False, 100.0)]
+    plan.calibration = {"fair": (0.001, 0.003)}
+    plan.shared_seconds = {"fair": 20.0}
+    assert plan.seconds == 200.0
+    text = plan.summary()
+    assert "2 model(s) x 2 method(s) on 46 images = 4 map sets, 1 cached, 3 to compute" in text
+    assert "about 3 min" in text and "longest: captum.occlusion on 'biased'" in text
+    plan.record(plan.map_sets[1], 120.0)  # took twice its estimate: the rest is expected to as well
+    assert plan.eta() == "ETA ~5 min"  # (200 - 60) s x 2
+
+
+def test_calibration_times_a_forward_pass_and_a_gradient():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    images = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
+    forward, gradient = calibrate(torch_handle("t", net), images, np.zeros(8, dtype=np.int64))
+    assert 0 < forward <= gradient < 1.0
