@@ -84,7 +84,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "check":
         import yaml
 
+        from generator.pipeline.check import check
+
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+        for line in check(config):
+            print(f"ok: {line}")
         return 0
     if args.command == "layers":
         return _layers(config, args.model)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,76 @@ def test_check_accepts_the_default_config():
     done = cli("check", "--config", "data/configs/default.yaml")
     assert done.returncode == 0, done.stderr
     assert "models:" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def user_audit(tmp_path_factory):
+    """A CSV dataset of 48-px faces and a class-file model with 2 outputs, as a user brings them."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    from generator.datasets.synthetic import SyntheticParams, generate
+
+    root = tmp_path_factory.mktemp("user")
+    faces = generate(SyntheticParams(image_size=48, images_per_identity=10,
+                                     identities={"train_fair": 0, "train_biased": 0, "eval": 2}), seed=1)
+    rows = []
+    for k, index in enumerate(np.flatnonzero(faces.table["split"] == "eval")):
+        (root / "img").mkdir(exist_ok=True)
+        Image.fromarray(faces.images[index]).save(root / f"img/{k}.png")
+        rows.append({"image": f"img/{k}.png", "gender": ["female", "male"][k % 2],
+                     "tone": faces.table.loc[index, "skin_tone"]})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    (root / "net.py").write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+                                 "    def __init__(self, outputs=2):\n        super().__init__()\n"
+                                 "        self.conv = nn.Conv2d(3, 4, 3)\n        self.head = nn.Linear(4, outputs)\n\n"
+                                 "    def forward(self, x):\n        return self.head(self.conv(x).mean(dim=(2, 3)))\n")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("user_net", root / "net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for outputs in (2, 3):
+        torch.save(module.Net(outputs).state_dict(), root / f"net{outputs}.pt")
+    return root
+
+
+def _user_config(root, *, label="gender", cam_layer=None, outputs=2):
+    import yaml
+
+    model = {"name": "mine", "kind": "pytorch", "class_file": str(root / "net.py"), "class_name": "Net",
+             "init_args": {"outputs": outputs}, "path": str(root / f"net{outputs}.pt"),
+             "preprocessing": {"size": 48, "mean": [0.5] * 3, "std": [0.5] * 3}}
+    if cam_layer:
+        model["cam_layer"] = cam_layer
+    raw = {"dataset": {"kind": "csv", "root": str(root), "annotations": str(root / "labels.csv"), "label": label,
+                       "label_values": ["female", "male"], "attributes": ["tone"], "image_size": 48},
+           "models": [model], "attribution": {"methods": ["captum.saliency"], "sanity_methods": ["captum.saliency"]}}
+    path = root / f"config-{label}-{cam_layer}-{outputs}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_check_loads_the_data_and_the_models(user_audit):
+    done = cli("check", "--config", _user_config(user_audit))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("ok: ")]
+    assert any("dataset: 20 images listed" in line and "3 of the first 3 images decoded" in line for line in lines)
+    assert any("model 'mine'" in line and "CAM layer conv" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"label": "Gender"}, "Gender"),                           # a label column that is not in the table
+    ({"cam_layer": "layer5"}, "layer5"),                       # a CAM layer the model does not have
+    ({"outputs": 3}, "outputs 3 classes but the dataset's label has 2"),
+])
+def test_check_refuses_wrong_data_or_model_before_the_build(user_audit, fields, expected):
+    done = cli("check", "--config", _user_config(user_audit, **fields))
+    assert done.returncode != 0, done.stdout
+    assert_no_traceback(done)
+    assert "error:" in done.stderr and expected in done.stderr, done.stderr
 
 
 def test_build_with_missing_config_names_the_file(tmp_path):

@@ -38,7 +38,10 @@ def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[
     """Rows of images, columns of methods; one diverging and one sequential scale for the figure.
 
     ``invalid[method]`` marks maps (per row) that held NaN or infinite values: they
-    are crossed out instead of being drawn as if valid.
+    are crossed out instead of being drawn as if valid. A map that is zero everywhere
+    (Grad-CAM when the gradient-weighted feature maps are negative everywhere, for example) is
+    labelled "all zero" instead of being drawn as a blank square. One compact colour bar per
+    kind of map (signed, absolute) serves the whole figure.
     """
     methods = list(maps)
     n = len(images)
@@ -53,6 +56,11 @@ def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[
             ax = axes[row, col]
             if invalid is not None and invalid[method][row]:
                 ax.text(0.5, 0.5, "invalid\nmap", ha="center", va="center", fontsize=5, color="#B00000")
+                ax.set_box_aspect(1)
+            elif not np.any(np.nan_to_num(maps[method][row])):
+                ax.text(0.5, 0.5, "all zero", ha="center", va="center", fontsize=5, color="#555555",
+                        transform=ax.transAxes)
+                ax.set_box_aspect(1)
             else:
                 images_shown[is_signed] = ax.imshow(scaled[row], cmap=SIGNED_CMAP if is_signed else ABSOLUTE_CMAP,
                                                     norm=signed_norm if is_signed else absolute_norm)
@@ -66,7 +74,9 @@ def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[
         ax.set_yticks([])
     for is_signed, mappable in sorted(images_shown.items()):
         label = "signed, scaled by 99th pct of |map|" if is_signed else "absolute, scaled by 99th pct"
-        fig.colorbar(mappable, ax=axes, shrink=0.35, aspect=18, pad=0.01, label=label)
+        bar = fig.colorbar(mappable, ax=axes, shrink=0.2, aspect=12, pad=0.01, fraction=0.02)
+        bar.set_label(label, fontsize=5)
+        bar.ax.tick_params(labelsize=4, length=1.5)
     return fig
 
 

@@ -142,7 +142,8 @@ class LoadedModel:
             Handle whose ``input_size`` is ``preprocessing.size``.
         """
         if self.framework == "keras":
-            model = _keras_log_probabilities(self.model) if self.outputs == "probabilities" else self.model
+            model = (_keras_log_probabilities(self.model, self.preprocessing.size)
+                     if self.outputs == "probabilities" else self.model)
             return keras_handle(self.name, model, cam_layer=self.cam_layer, preprocessing=self.preprocessing)
         model = copy.deepcopy(self.model)
         if self.outputs == "probabilities":
@@ -540,7 +541,7 @@ def _convert_onnx(name: str, path: Path, proto: Any) -> nn.Module:
     import onnx2torch  # lazy: only this kind needs it
 
     try:
-        return onnx2torch.convert(proto)
+        return onnx2torch.convert(_without_identities(proto))
     except NotImplementedError as error:
         found = re.search(r"operation_type='([^']+)'", str(error))
         op = found.group(1) if found else str(error)
@@ -549,6 +550,38 @@ def _convert_onnx(name: str, path: Path, proto: Any) -> nn.Module:
     except Exception as error:  # onnx2torch raises assorted types for graphs it cannot map
         raise ModelError(f"model {name!r}: onnx2torch cannot convert {str(path)!r}: "
                          f"{type(error).__name__}: {error}") from error
+
+
+def _without_identities(proto: Any) -> Any:
+    """A copy of the graph without its ``Identity`` nodes, which onnx2torch cannot convert.
+
+    ``torch.onnx.export`` writes them where one tensor is used twice (a torchvision ResNet's
+    folded batch-norm weights, for example); each one is removed and its consumers read its
+    input instead, which is the same tensor. One that is the graph's output is kept (the
+    converter then names the operation).
+    """
+    import onnx  # lazy: only this kind needs it
+
+    graph = proto.graph
+    outputs = {value.name for value in graph.output}
+    alias = {node.output[0]: node.input[0] for node in graph.node
+             if node.op_type == "Identity" and node.output[0] not in outputs}
+    if not alias:
+        return proto
+
+    def source(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    copy_ = onnx.ModelProto()
+    copy_.CopyFrom(proto)
+    kept = [node for node in copy_.graph.node if not (node.op_type == "Identity" and node.output[0] in alias)]
+    for node in kept:
+        node.input[:] = [source(name) for name in node.input]
+    del copy_.graph.node[:]
+    copy_.graph.node.extend(kept)
+    return copy_
 
 
 def _compare_with_onnxruntime(name: str, path: Path, model: nn.Module, preprocessing: Preprocessing) -> dict:
@@ -604,11 +637,26 @@ def _keras_preprocessing(name: str, path: Path, model: Any, declared: Preprocess
     return _file_preprocessing(name, path, shape[1:3], declared)
 
 
-def _keras_log_probabilities(model: Any) -> Any:
-    """A functional Keras model returning ``log(max(p, tiny))`` of ``model``'s probabilities; same layers."""
+def _keras_log_probabilities(model: Any, size: tuple[int, int]) -> Any:
+    """A functional Keras model returning ``log(max(p, tiny))`` of ``model``'s probabilities; same layers.
+
+    A ``Sequential`` model built without an ``Input`` (``model.build(shape)``, or by ``fit``) has no
+    symbolic input: its layers are chained anew on an ``Input`` of the declared size, sharing their
+    weights, so that every layer (the CAM layer included) stays addressable by name.
+    """
     keras = import_tensorflow().keras
     tiny = float(np.finfo(np.float32).tiny)
-    return keras.Model(model.input, keras.ops.log(keras.ops.maximum(model.output, tiny)), name=model.name)
+    try:
+        inputs, outputs = model.input, model.output
+    except (AttributeError, ValueError):
+        if not isinstance(model, keras.Sequential):
+            raise ModelError(f"Keras model {model.name!r} has no defined input; save it after calling it once, or "
+                             "build it with keras.Input(shape) (functional API)") from None
+        inputs = keras.Input((*size, 3), name="pixels")
+        outputs = inputs
+        for layer in model.layers:
+            outputs = layer(outputs)
+    return keras.Model(inputs, keras.ops.log(keras.ops.maximum(outputs, tiny)), name=model.name)
 
 
 def _log_probabilities(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:

@@ -218,6 +218,7 @@ def _facts(run: Run) -> dict[str, Any]:
         "deletion_steps": run.config.attribution.deletion_steps,
         "explanations": _explanation_facts(run),
         "replicates": run.replicates,
+        "notes": run.notes,
         "environment": environment_facts(),
     }
 
@@ -283,7 +284,9 @@ def _write_deck(run: Run) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     if run.faces.synthetic:
-        slides = deck_slides(_facts(run), figures, {t.id: t for t in run.publisher.tables})
+        from generator.pipeline.slide_figures import slide_figures
+
+        slides = deck_slides(_facts(run), figures, {t.id: t for t in run.publisher.tables}, slide_figures(run))
     else:
         slides = generic_deck_slides(_facts(run), figures)
     return write_deck(slides, out.slides_dir, title=run.config.report.title,

@@ -151,9 +151,14 @@ def _infidelity(metrics: _Metrics, trained: TrainedModel, targets: np.ndarray, m
 
     if trained.framework != "torch":  # Captum's infidelity needs a PyTorch model
         return np.full(len(maps), np.nan)
-    return infidelity(metrics.forward, metrics.inputs, targets, maps, seed=seed, max_examples_per_batch=256)
+    # Captum perturbs a whole input batch at once (32 copies of each image): chunks of images bound the memory,
+    # each with its own seed, the same for every method so that their scores are paired.
+    out = [infidelity(metrics.forward, metrics.inputs[k:k + INFIDELITY_CHUNK], targets[k:k + INFIDELITY_CHUNK],
+                      maps[k:k + INFIDELITY_CHUNK], seed=seed + k) for k in range(0, len(maps), INFIDELITY_CHUNK)]
+    return np.concatenate(out)
 
 
+INFIDELITY_CHUNK = 8  # images per call of Captum's infidelity (8 x 32 perturbed copies per forward pass)
 SENSITIVITY_FAMILIES = ("gradient", "path", "cam")
 SENSITIVITY_IMAGES = 12  # it re-runs the explainer 4 times per image: measured on the first 12 images only
 

@@ -199,8 +199,9 @@ def _galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
 
     rows = _gallery_rows(run, out.chosen)
     images = run.faces.images[out.chosen["row"].to_numpy()[rows]]
-    labels = [" / ".join(str(out.chosen.loc[r, c]) for c in group_by(run.config, run.faces)) for r in rows]
+    groups = [" / ".join(str(out.chosen.loc[r, c]) for c in group_by(run.config, run.faces)) for r in rows]
     for trained in run.models:
+        labels = _row_labels(run, trained.name, out.chosen.iloc[rows], groups)
         for library in ("captum", "xplique"):
             methods = [m for m in run.config.attribution.methods if m.startswith(library + ".")
                        and out.maps[(trained.name, m)].maps is not None and not _invalid(out.maps[(trained.name, m)])]
@@ -213,12 +214,29 @@ def _galleries(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
                 caption=f"Attribution maps of model '{trained.name}' for its predicted class, one evaluation image per "
                         f"{_groups_text(run)} (rows), {library.capitalize()} methods (columns). Signed maps on a "
                         "diverging scale (red positive, blue negative, white zero), absolute maps on a sequential "
-                        "scale; each map divided by its 99th percentile of |values|. Parameters: " + params,
+                        "scale; each map divided by its 99th percentile of |values|. Each row names the group"
+                        f"{', the true label and the prediction of model ' + repr(trained.name) + ' with its confidence' if run.faces.labelled else ''}"
+                        "; 'all zero' marks a map without any attribution (for Grad-CAM: the gradient-weighted feature "
+                        "maps sum to a negative value at every pixel, which its ReLU sets to zero). Parameters: " + params,
                 alt=f"Grid of attribution maps from {library} methods for model {trained.name}.",
                 page="attribution.md", provenance={**prov, "model": trained.name, "methods": methods},
-                make=lambda maps=maps, methods=methods: gallery(
+                make=lambda maps=maps, methods=methods, labels=labels: gallery(
                     images, maps, {m: REGISTRY[m].signed for m in methods}, labels,
                     titles={m: REGISTRY[m].title for m in methods}))
+
+
+def _row_labels(run: Run, model: str, chosen: pd.DataFrame, groups: list[str]) -> list[str]:
+    """Per gallery row: the group, and (labelled data) the true label, the model's prediction and its confidence."""
+    if not run.faces.labelled:
+        return groups
+    names = list(run.faces.label_names)
+    predicted = run.predictions[model].table.set_index("image_id")
+    labels = []
+    for group, (_, row) in zip(groups, chosen.iterrows()):
+        hit = predicted.loc[row["image_id"]]
+        pred = int(hit["pred"])
+        labels.append(f"{group}\ntrue: {names[int(row['label'])]}\npred: {names[pred]} ({float(hit['confidence']):.2f})")
+    return labels
 
 
 def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> None:

@@ -27,7 +27,12 @@ def bias_results(run: Run) -> None:
     for name, frame in evaluation.items():
         _classification(run, name, _lazy(lambda frame=frame: _classification_report(frame, run.config.seed, words)))
         if run.predictions[name].embeddings is not None and run.faces.has_identity:
-            _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
+            reason = _no_pairs(run)
+            if reason:
+                run.notes.setdefault("bias-verification.md", []).append(
+                    f"Verification of model '{name}' left out: {reason}.")
+            else:
+                _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
     table = run.config.verification.pairs_table
     if table is not None:
         _verification(run, "pairs-table", _lazy(lambda: _table_reports(run)),
@@ -102,6 +107,21 @@ def _classification(run: Run, model: str, report: Callable[[], Any]) -> None:
                        "calibration; the legend gives each group's ECE.",
                alt=f"Reliability curves per {groups} for model {model}.", page=page, provenance=prov,
                make=lambda: figs.reliability(report().calibration, report().ece, attributes=group))
+
+
+def _no_pairs(run: Run) -> str:
+    """Why the evaluation split gives no genuine or no imposter pair (empty when it gives both)."""
+    evaluation = run.faces.table[run.faces.table["split"] == "eval"]
+    per_identity = evaluation.groupby("identity").size()
+    if not (per_identity >= 2).any():
+        return (f"each of the {len(per_identity)} identities of the evaluation split has a single image, so there "
+                "is no genuine pair (two images of one person); the classification audit is unaffected")
+    subgroup = list(run.vocabulary.pair)
+    identities = evaluation.groupby(subgroup)["identity"].nunique() if subgroup else pd.Series([per_identity.size])
+    if not (identities >= 2).any():
+        return ("no subgroup of the evaluation split has two identities, so there is no imposter pair of the "
+                "same subgroup; the classification audit is unaffected")
+    return ""
 
 
 def _verification_reports(run: Run, model: str) -> tuple[Any, Any]:

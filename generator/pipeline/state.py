@@ -30,6 +30,8 @@ class Run:
     draws: list[Any] = field(default_factory=list)
     draw_predictions: dict[str, Predictions] = field(default_factory=dict)
     replicates: dict[str, Any] = field(default_factory=dict)
+    #: Analyses that stepped aside, with the reason, per page (shown there instead of a traceback).
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
     def predictions_of(self, name: str) -> Predictions:
         """Predictions of a model of the audit or of a further training draw (``fair#1``, ...)."""

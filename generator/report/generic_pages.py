@@ -117,6 +117,7 @@ def bias_verification_page(facts: dict[str, Any], art: Artifacts) -> str:
 Verification needs face embeddings with identities (from the built-in model) or a BFW-format
 pairs table (`verification.pairs_table`); what this build had is shown below.
 
+{"".join(f"!!! note{chr(10)}    {escape(n)}{chr(10)}{chr(10)}" for n in facts.get("notes", {}).get("bias-verification.md", []))}
 {_artifacts(art, 'bias-verification.md')}"""
 
 

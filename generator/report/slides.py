@@ -12,8 +12,12 @@ __all__ = ["deck_slides", "generic_deck_slides"]
 
 
 def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
-                tables: dict[str, TableArtifact]) -> list[Slide]:
-    """The slides, in teaching order, each with speaker notes."""
+                tables: dict[str, TableArtifact], deck_figures: dict[str, list[Any]] | None = None) -> list[Slide]:
+    """The slides, in teaching order, each with speaker notes.
+
+    ``deck_figures`` maps a site figure id to the slide versions that replace it (see
+    :mod:`generator.pipeline.slide_figures`): a crowded gallery becomes several legible slides.
+    """
     data = facts["dataset"]
     return [
         Slide("Why audit face classifiers?", _bullets([
@@ -52,7 +56,7 @@ def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
               notes=_gap_notes(tables["tab-models-accuracy-by-shortcut"], "shortcut")
               + " A model that relies on the mark fails where the mark contradicts the label."),
         *_bias_slides(facts, figures, tables),
-        *_explanation_slides(facts, figures, tables),
+        *_explanation_slides(facts, figures, tables, deck_figures or {}),
         Slide("What these numbers do not show", _bullets([
             "The faces are cartoons: results say nothing about a real population.",
             "Accuracy gaps show that a bias exists, not why.",
@@ -71,6 +75,14 @@ def _figure(fig: FigureArtifact) -> str:
     return (f'<img class="deck-figure" src="figures/{html.escape(fig.id)}.png" alt="{html.escape(fig.alt)}" '
             f'data-figure-id="{html.escape(fig.id)}">'
             f'<p class="deck-caption">{html.escape(fig.title)}</p>')
+
+
+def _deck_figure(part: Any, source: FigureArtifact) -> str:
+    """A figure redrawn for the slide (``part``: a :class:`~generator.pipeline.slide_figures.SlideFigure`);
+    the notes name ``source``, the site figure to cite."""
+    return (f'<img class="deck-figure" src="{html.escape(part.path)}" alt="{html.escape(part.alt)}" '
+            f'data-figure-id="{html.escape(source.id)}">'
+            f'<p class="deck-caption">{html.escape(source.title)}{html.escape(part.part)}</p>')
 
 
 def _small(text: str) -> str:
@@ -128,7 +140,7 @@ def _disparity_notes(table: TableArtifact, model: str) -> str:
 
 
 def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
-                        tables: dict[str, TableArtifact]) -> list[Slide]:
+                        tables: dict[str, TableArtifact], deck_figures: dict[str, list[Any]]) -> list[Slide]:
     """Taxonomy, an IG walk-through, galleries, evaluation, sanity checks and the shortcut finding."""
     models = [m["name"] for m in facts["models"]]
     slides = [
@@ -153,11 +165,15 @@ def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact
     for model in models:
         for library in ("captum", "xplique"):
             figure = figures.get(f"fig-gallery-{model}-{library}")
-            if figure:
-                slides.append(Slide(f"{library.capitalize()} maps: {model}", _figure(figure),
-                                    notes="One face per group. Compare patterns, not colours across columns: each "
-                                          "map is scaled on its own. Look at the top-left corner in the biased "
-                                          "model's maps: that is where the shortcut mark sits."))
+            notes = ("One face per group, with its true label and the model's prediction. Compare patterns, not "
+                     "colours across columns: each map is scaled on its own. Look at the top-left corner in the "
+                     "biased model's maps: that is where the shortcut mark sits.")
+            if figure and figure.id in deck_figures:
+                slides += [Slide(f"{library.capitalize()} maps: {model}{part.part}", _deck_figure(part, figure),
+                                 notes=notes + " The site's gallery shows every method and group on one figure.")
+                           for part in deck_figures[figure.id]]
+            elif figure:
+                slides.append(Slide(f"{library.capitalize()} maps: {model}", _figure(figure), notes=notes))
     if "fig-evaluation-summary" in figures:
         slides.append(Slide("Can we trust the maps?", _figure(figures["fig-evaluation-summary"]),
                             notes="Deletion: remove the most-attributed pixels first; a faithful map makes the "
@@ -168,7 +184,10 @@ def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact
         slides.append(Slide("Sanity check: randomise the model", _figure(figures["fig-sanity"]),
                             notes=_sanity_notes(tables.get("tab-sanity"))))
     if "fig-analysis-fair-vs-biased" in figures:
-        slides.append(Slide("Do explanations find the shortcut?", _figure(figures["fig-analysis-fair-vs-biased"]),
+        shortcut = figures["fig-analysis-fair-vs-biased"]
+        parts = deck_figures.get(shortcut.id)
+        slides.append(Slide("Do explanations find the shortcut?",
+                            _deck_figure(parts[0], shortcut) if parts else _figure(shortcut),
                             notes=_shortcut_notes(tables.get("tab-analysis-fair-vs-biased")), section="Where models look"))
     if "fig-analysis-replicates" in figures and facts.get("replicates"):
         slides.append(Slide("Does the verdict survive another training seed?",

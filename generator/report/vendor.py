@@ -110,6 +110,16 @@ def copy_deck_vendor(node_modules: Path, deck_dir: Path) -> list[Path]:
     return _copy_assets(_DECK_ASSETS, Path(node_modules), Path(deck_dir) / DECK_LIB_DIR)
 
 
+def check_assets(node_modules: Path) -> int:
+    """Count the browser library files the site and the deck need, raising ExportError on the first missing one."""
+    node_modules = Path(node_modules)
+    if not node_modules.is_dir():
+        raise ExportError(f"node_modules folder not found at {node_modules}; "
+                          "run `npm ci` in the project root to install the browser libraries")
+    return sum(len(_expand(node_modules / package / source, Path(target)))
+               for package, source, target in (*_SITE_ASSETS, *_DECK_ASSETS))
+
+
 def _copy_assets(
     assets: Iterable[tuple[str, str, str]], node_modules: Path, target_root: Path
 ) -> list[Path]:

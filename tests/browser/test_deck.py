@@ -51,6 +51,35 @@ def test_pdf_has_one_page_per_slide(chromium_browser, deck_dir, tmp_path):
     assert count_pdf_pages(pdf) == _leaf_slides(deck_dir)
 
 
+_OVERFLOW_JS = """() => {
+    const out = [];
+    Reveal.getSlides().forEach((slide, i) => {
+        Reveal.slide(...Object.values(Reveal.getIndices(slide)));
+        Reveal.layout();
+        const box = document.querySelector(".reveal .slides").getBoundingClientRect();
+        for (const el of slide.querySelectorAll("*")) {
+            if (el.closest("aside.notes") || el.closest(".katex")) continue;
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) continue;
+            if (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2) {
+                out.push(`slide ${i + 1} (${(slide.querySelector("h1,h2") || {}).textContent}): <${el.tagName.toLowerCase()}> `
+                         + `${Math.round(r.left - box.left)},${Math.round(r.top - box.top)} `
+                         + `${Math.round(r.width)}x${Math.round(r.height)} in ${Math.round(box.width)}x${Math.round(box.height)}`);
+                break;
+            }
+        }
+    });
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [(1280, 720), (1920, 1080)])
+def test_nothing_leaves_a_slide(deck_page, viewport):
+    deck_page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    deck_page.wait_for_function("() => Array.from(document.images).every((img) => img.complete)")
+    assert deck_page.evaluate(_OVERFLOW_JS) == []
+
+
 def test_every_pdf_page_with_a_figure_shows_it(chromium_browser, deck_dir, tmp_path):
     """Rasterise the PDF (poppler's pdftoppm) and look for the figure's ink on every page that has one.
 

@@ -218,6 +218,23 @@ def test_small_onnx_exported_from_torch(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.handle().logits(images(3, 16)), expected, atol=1e-5)
 
 
+def test_onnx_of_a_torchvision_resnet18_from_torch_onnx_export(tmp_path: Path) -> None:
+    """The exporter folds batch norm and writes Identity nodes for shared tensors; they are removed first."""
+    import onnx
+
+    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
+    path = tmp_path / "resnet18.onnx"
+    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False, input_names=["images"],
+                      output_names=["logits"], dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}})
+    assert "Identity" in {node.op_type for node in onnx.load(str(path)).graph.node}  # what made onnx2torch fail
+    loaded = load_model(spec(name="r18", kind="onnx", path=path))
+    assert loaded.outputs == "logits" and loaded.check["max_abs_diff"] < ONNX_ATOL
+    assert isinstance(dict(loaded.model.named_modules())[loaded.cam_layer], nn.Conv2d)
+    with torch.no_grad():
+        expected = original(preprocess(images(3, 32))).numpy()
+    np.testing.assert_allclose(loaded.handle().logits(images(3, 32)), expected, atol=1e-4)
+
+
 # --------------------------------------------------------------------------- kind keras
 
 
@@ -251,6 +268,28 @@ def test_keras_softmax_model_is_attributed_through_log_probabilities(tmp_path: P
     batch = images(3, 16)
     probabilities = np.asarray(original(prepare_input(batch, loaded.preprocessing, "keras")))
     np.testing.assert_allclose(np.exp(loaded.handle().logits(batch)), probabilities, rtol=1e-5)
+
+
+def test_keras_sequential_softmax_model_saved_with_model_save(tmp_path: Path) -> None:
+    """A Sequential built without an Input (model.build), as many Keras users make one: no symbolic input."""
+    from generator.attribution.registry import build_explainer
+
+    keras = import_tensorflow().keras
+    keras.utils.set_random_seed(0)
+    original = keras.Sequential([keras.layers.Conv2D(4, 3, padding="same", name="conv_a"),
+                                 keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b"),
+                                 keras.layers.GlobalAveragePooling2D(name="gap"),
+                                 keras.layers.Dense(2, activation="softmax", name="scores")], name="seq")
+    original.build((None, 16, 16, 3))
+    original.save(tmp_path / "seq.keras")
+    loaded = load_model(spec(name="seq", kind="keras", path=tmp_path / "seq.keras"))
+    assert (loaded.outputs, loaded.cam_layer) == ("probabilities", "conv_b")
+    batch = images(3, 16)
+    handle = loaded.handle()
+    probabilities = np.asarray(original(prepare_input(batch, loaded.preprocessing, "keras")))
+    np.testing.assert_allclose(np.exp(handle.logits(batch)), probabilities, rtol=1e-5)
+    maps = build_explainer("xplique.gradcam", handle, {}).explain(batch, np.array([0, 1, 0]))
+    assert maps.shape == (3, 16, 16) and np.isfinite(maps).all()
 
 
 # --------------------------------------------------------------------------- preprocessing in handles

@@ -179,3 +179,38 @@ def test_real_model_demo(tmp_path):
     assert diff < 1e-4  # onnx2torch's conversion against onnxruntime
     assert not (result.results_dir / "tables/tab-models-accuracy-by-source.csv").exists()  # no labels, no accuracy
     assert np.isfinite(pd.read_csv(result.results_dir / "tables/tab-evaluation-per-sample.csv")["deletion_auc"]).all()
+
+
+def test_one_image_per_identity_leaves_verification_out_with_a_note(tmp_path):
+    """Without two images of one person there is no genuine pair: verification steps aside, the audit runs."""
+    from helpers import copy_site_sources
+
+    copy_site_sources(tmp_path)
+    faces = generate(SyntheticParams(image_size=48, images_per_identity=10,
+                                     identities={"train_fair": 0, "train_biased": 0, "eval": 8}), seed=3)
+    rows = []
+    for k, index in enumerate(np.flatnonzero(faces.table["split"] == "eval")):
+        row = faces.table.loc[index]
+        relative = f"img/{k:03d}.png"
+        (tmp_path / "data/img").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(faces.images[index]).save(tmp_path / "data" / relative)
+        rows.append({"image": relative, "label": row["label_name"], "tone": row["skin_tone"], "person": f"p{k}"})
+    pd.DataFrame(rows).to_csv(tmp_path / "data/labels.csv", index=False)
+    config = parse_config({
+        "seed": 1,
+        "dataset": {"kind": "csv", "root": str(tmp_path / "data"), "annotations": str(tmp_path / "data/labels.csv"),
+                    "label": "label", "label_values": ["not smiling", "smiling"], "attributes": ["tone"],
+                    "identity_column": "person", "image_size": 48, "max_images": None, "eval_fraction": 0.5},
+        "models": [{"name": "trained", "train_split": "train"}],
+        "training": {"epochs": 1, "width": 8},
+        "replicates": 1,
+        "attribution": {"methods": ["captum.saliency"], "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
+                        "sanity_methods": ["captum.saliency"], "sanity_images": 2},
+        "report": {"samples_per_group": 1},
+        "output": _outputs(tmp_path),
+    }, source="one-image-per-identity test")
+    result = build(config, site=False)
+    page = (result.results_dir / "bias-verification.md").read_text()
+    assert "Verification of model &#39;trained&#39; left out" in page or "Verification of model 'trained' left out" in page
+    assert "single image" in page and "no genuine pair" in page
+    assert (result.results_dir / "tables/tab-bias-rates-trained.csv").is_file()  # the classification audit ran
