@@ -74,6 +74,7 @@ from sklearn.metrics import confusion_matrix
 
 from generator.bias.intervals import PROPORTION_INTERVAL, proportion_interval
 from generator.errors import ConfigError, DataError
+from generator.ordering import natural_key
 
 __all__ = [
     "BY_GROUP_COLUMNS", "CALIBRATION_COLUMNS", "CONFUSION_COLUMNS", "DISPARITY_COLUMNS", "ECE_COLUMNS",
@@ -311,12 +312,15 @@ def _partitions(frame: pd.DataFrame, *, attributes: Sequence[str], intersections
 
 
 def _partition(frame: pd.DataFrame, columns: list[str]) -> _Partition:
-    """Groups of one attribute set in sorted (or categorical) order, named ``a / b``."""
+    """Groups of one attribute set in natural order (age bins 3-9 before 10-19), named ``a / b``."""
     grouped = frame.groupby(columns, sort=True, observed=True)
     index = grouped.size().index  # sorted keys, in the order of ngroup()
     keys = list(index) if len(columns) > 1 else [(key,) for key in index]
-    names = tuple(" / ".join(map(str, key)) for key in keys)
-    return _Partition(" x ".join(columns), names, grouped.ngroup().to_numpy(dtype=np.int64))
+    order = sorted(range(len(keys)), key=lambda k: tuple(natural_key(v) for v in keys[k]))
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    names = tuple(" / ".join(map(str, keys[k])) for k in order)
+    return _Partition(" x ".join(columns), names, rank[grouped.ngroup().to_numpy(dtype=np.int64)])
 
 
 def bootstrap_indices(n_rows: int, *, n_boot: int, seed: int) -> Iterator[np.ndarray]:

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from generator.errors import DataError
 from generator.figures.bias import group_colours
 from generator.figures.export import STYLE, new_figure, styled
+from generator.ordering import natural_sorted
 
 __all__ = ["difference_maps", "face_prototype", "fair_vs_biased", "group_mean_grid", "patch_gallery",
            "region_share_bars"]
@@ -185,7 +186,7 @@ def region_share_bars(summary: pd.DataFrame, *, by: str | Sequence[str], region_
     """
     by = [by] if isinstance(by, str) else list(by)
     table = summary[summary["region"].isin(region_order)].assign(_group=lambda t: _labels(t, by))
-    order = list(groups) if groups is not None else sorted(table["_group"].unique())
+    order = list(groups) if groups is not None else natural_sorted(table["_group"].unique())
     colours = group_colours(order)
     width = 0.8 / max(len(order), 1)
     fig, ax = new_figure(min(7.0, max(4.0, 0.3 * len(region_order) * max(1, len(order)) / 2 + 1.5)), 2.8)

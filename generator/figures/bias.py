@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 from scipy.stats import norm
 
 from generator.figures.export import STYLE, new_figure, styled
+from generator.ordering import natural_sorted
 
 __all__ = ["GROUP_PALETTE", "confusion_matrices", "det_curves", "fpr_inflation", "group_colours",
            "metric_by_group", "rank1_heatmap", "reliability", "roc_curves", "score_violins"]
@@ -40,7 +41,7 @@ def group_colours(groups: Sequence[str]) -> dict[str, str]:
 def _order(values: pd.Series, groups: Sequence[str] | None) -> list[str]:
     """The explicit order when given (groups absent from the data kept for colours), else sorted."""
     present = [str(v) for v in pd.unique(values) if str(v) != OVERALL]
-    return list(groups) if groups is not None else sorted(present)
+    return list(groups) if groups is not None else natural_sorted(present)
 
 
 def _percent(value: float) -> str:

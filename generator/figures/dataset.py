@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from generator.figures.export import new_figure
+from generator.ordering import natural_key
 
 __all__ = ["REGION_COLOURS", "group_shares", "mask_examples", "sample_grid"]
 
@@ -25,7 +26,8 @@ def sample_grid(images: np.ndarray, table: pd.DataFrame, *, by: Sequence[str],
     Each face is titled with its task label and whether the shortcut cue is drawn.
     """
     rng = np.random.default_rng(seed)
-    groups = list(table.groupby(list(by), sort=True).indices.items())
+    groups = sorted(table.groupby(list(by), sort=True).indices.items(),
+                    key=lambda item: tuple(natural_key(v) for v in (item[0] if isinstance(item[0], tuple) else (item[0],))))
     fig, axes = new_figure(0.75 * per_group + 1.2, 0.85 * len(groups) + 0.3,
                            nrows=len(groups), ncols=per_group, squeeze=False)
     for row, (key, index) in enumerate(groups):
