@@ -103,9 +103,9 @@ def _bias_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
     slides = [
         Slide("Fairness criteria", (
             "<p>Per group \\(g\\) and class \\(k\\):</p>"
-            "<p>\\[ \\mathrm{TPR}_g = P(\\hat y = k \\mid y = k, g) \\qquad "
-            "\\mathrm{FPR}_g = P(\\hat y = k \\mid y \\neq k, g) \\qquad "
-            "\\mathrm{SR}_g = P(\\hat y = k \\mid g) \\]</p>"
+            "<p>\\[ \\begin{aligned} \\mathrm{TPR}_g &= P(\\hat y = k \\mid y = k, g) \\\\ "
+            "\\mathrm{FPR}_g &= P(\\hat y = k \\mid y \\neq k, g) \\\\ "
+            "\\mathrm{SR}_g &= P(\\hat y = k \\mid g) \\end{aligned} \\]</p>"
             + _bullets(["Demographic parity: equal selection rates SR across groups.",
                         "Equal opportunity: equal TPR. Equalized odds: equal TPR and FPR.",
                         "Reported as max minus min (difference) and min over max (ratio)."])),

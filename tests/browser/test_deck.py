@@ -51,16 +51,20 @@ def test_pdf_has_one_page_per_slide(chromium_browser, deck_dir, tmp_path):
     assert count_pdf_pages(pdf) == _leaf_slides(deck_dir)
 
 
-_OVERFLOW_JS = """() => {
+_OVERFLOW_JS = """async () => {
     const out = [];
-    Reveal.getSlides().forEach((slide, i) => {
+    for (const [i, slide] of Reveal.getSlides().entries()) {
         Reveal.slide(...Object.values(Reveal.getIndices(slide)));
         Reveal.layout();
+        await document.fonts.ready;  // a shown slide may start loading fonts (KaTeX's), which widen its text
+        await new Promise(requestAnimationFrame);
         const box = document.querySelector(".reveal .slides").getBoundingClientRect();
         for (const el of slide.querySelectorAll("*")) {
-            if (el.closest("aside.notes") || el.closest(".katex")) continue;
+            // every box counts, the glyphs of a formula too (a display formula's block is as wide as the
+            // slide whatever its content); empty boxes (KaTeX's struts) do not
+            if (el.closest("aside.notes") || el.closest(".katex-mathml")) continue;
             const r = el.getBoundingClientRect();
-            if (r.width === 0 && r.height === 0) continue;
+            if (r.width < 1 || r.height < 1) continue;
             if (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2) {
                 out.push(`slide ${i + 1} (${(slide.querySelector("h1,h2") || {}).textContent}): <${el.tagName.toLowerCase()}> `
                          + `${Math.round(r.left - box.left)},${Math.round(r.top - box.top)} `
@@ -68,7 +72,7 @@ _OVERFLOW_JS = """() => {
                 break;
             }
         }
-    });
+    }
     return out;
 }"""
 
@@ -77,6 +81,7 @@ _OVERFLOW_JS = """() => {
 def test_nothing_leaves_a_slide(deck_page, viewport):
     deck_page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
     deck_page.wait_for_function("() => Array.from(document.images).every((img) => img.complete)")
+    deck_page.locator(".reveal .slides .katex").first.wait_for(state="attached")  # formulas typeset (they are wide)
     assert deck_page.evaluate(_OVERFLOW_JS) == []
 
 
