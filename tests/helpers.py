@@ -71,6 +71,30 @@ def write_bfw_table(path: Path, *, identities: int = 10, images: int = 4, seed: 
     return path
 
 
+def write_face_csv(root: Path, *, identities: int, seed: int, folder: str = "faces", person=None) -> Path:
+    """Evaluation faces of the synthetic generator (48 px, 10 per identity) as PNG files under
+    ``root/folder`` and a CSV ``root/labels.csv`` (image, label, tone, person), as a user brings a
+    dataset; ``person(k, row)`` names the identity of image ``k`` (default: the generator's)."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from generator.datasets.synthetic import SyntheticParams, generate
+
+    faces = generate(SyntheticParams(image_size=48, images_per_identity=10,
+                                     identities={"train_fair": 0, "train_biased": 0, "eval": identities}), seed=seed)
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, index in enumerate(np.flatnonzero(faces.table["split"] == "eval")):
+        row = faces.table.loc[index]
+        relative = f"{folder}/{k:03d}.png"
+        Image.fromarray(faces.images[index]).save(root / relative)
+        rows.append({"image": relative, "label": row["label_name"], "tone": row["skin_tone"],
+                     "person": person(k, row) if person else row["identity"]})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root / "labels.csv"
+
+
 def copy_site_sources(workdir: Path) -> None:
     """Copy mkdocs.yml and the hand-written docs (not generated results) into ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)

@@ -183,19 +183,10 @@ def test_real_model_demo(tmp_path):
 
 def test_one_image_per_identity_leaves_verification_out_with_a_note(tmp_path):
     """Without two images of one person there is no genuine pair: verification steps aside, the audit runs."""
-    from helpers import copy_site_sources
+    from helpers import copy_site_sources, write_face_csv
 
     copy_site_sources(tmp_path)
-    faces = generate(SyntheticParams(image_size=48, images_per_identity=10,
-                                     identities={"train_fair": 0, "train_biased": 0, "eval": 8}), seed=3)
-    rows = []
-    for k, index in enumerate(np.flatnonzero(faces.table["split"] == "eval")):
-        row = faces.table.loc[index]
-        relative = f"img/{k:03d}.png"
-        (tmp_path / "data/img").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(faces.images[index]).save(tmp_path / "data" / relative)
-        rows.append({"image": relative, "label": row["label_name"], "tone": row["skin_tone"], "person": f"p{k}"})
-    pd.DataFrame(rows).to_csv(tmp_path / "data/labels.csv", index=False)
+    write_face_csv(tmp_path / "data", identities=8, seed=3, folder="img", person=lambda k, row: f"p{k}")
     config = parse_config({
         "seed": 1,
         "dataset": {"kind": "csv", "root": str(tmp_path / "data"), "annotations": str(tmp_path / "data/labels.csv"),

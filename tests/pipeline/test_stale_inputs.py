@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, copy_site_sources
-from PIL import Image
+from helpers import ROOT, copy_site_sources, write_face_csv
 
 from generator.config import parse_config
-from generator.datasets.synthetic import SyntheticParams, generate
 from generator.pipeline.build import build
 
 pytestmark = pytest.mark.slow
@@ -111,17 +109,7 @@ class _Audit:
 def audit(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stale")
     copy_site_sources(workdir)
-    faces = generate(SyntheticParams(image_size=48, images_per_identity=10,
-                                     identities={"train_fair": 0, "train_biased": 0, "eval": 6}), seed=4)
-    rows = []
-    for k, index in enumerate(np.flatnonzero(faces.table["split"] == "eval")):
-        row = faces.table.loc[index]
-        relative = f"faces/{k:03d}.png"
-        (workdir / "data/faces").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(faces.images[index]).save(workdir / "data" / relative)
-        rows.append({"image": relative, "label": row["label_name"], "tone": row["skin_tone"],
-                     "person": row["identity"]})
-    pd.DataFrame(rows).to_csv(workdir / "data/labels.csv", index=False)
+    write_face_csv(workdir / "data", identities=6, seed=4)
     (workdir / "models").mkdir()
     (workdir / "models/net.py").write_text(NET)
     _net(workdir / "models", seed=0)
