@@ -9,6 +9,8 @@ analysis figures, which never re-normalise per panel.
 """
 from __future__ import annotations
 
+import textwrap
+
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -34,14 +36,15 @@ def robust_scale(maps: np.ndarray, signed: bool, percentile: float = 99.0) -> np
 
 def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[str, bool],
             row_labels: Sequence[str], titles: Mapping[str, str] | None = None,
-            invalid: Mapping[str, np.ndarray] | None = None) -> Figure:
+            invalid: Mapping[str, np.ndarray] | None = None, title_rotation: float = 30) -> Figure:
     """Rows of images, columns of methods; one diverging and one sequential scale for the figure.
 
     ``invalid[method]`` marks maps (per row) that held NaN or infinite values: they
     are crossed out instead of being drawn as if valid. A map that is zero everywhere
     (Grad-CAM when the gradient-weighted feature maps are negative everywhere, for example) is
     labelled "all zero" instead of being drawn as a blank square. One compact colour bar per
-    kind of map (signed, absolute) serves the whole figure.
+    kind of map (signed, absolute) serves the whole figure. Column titles are turned by
+    ``title_rotation`` degrees (0: level and centred, for a slide's few columns).
     """
     methods = list(maps)
     n = len(images)
@@ -64,8 +67,11 @@ def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[
             else:
                 images_shown[is_signed] = ax.imshow(scaled[row], cmap=SIGNED_CMAP if is_signed else ABSOLUTE_CMAP,
                                                     norm=signed_norm if is_signed else absolute_norm)
-        axes[0, col].set_title((titles or {}).get(method, method), fontsize=5, rotation=30, ha="left",
-                               loc="left")
+        title = (titles or {}).get(method, method)
+        if title_rotation:
+            axes[0, col].set_title(title, fontsize=5, rotation=title_rotation, ha="left", loc="left")
+        else:
+            axes[0, col].set_title(textwrap.fill(title, 14), fontsize=5)
     for row in range(n):
         axes[row, 0].imshow(images[row], interpolation="nearest")
         axes[row, 0].set_ylabel(row_labels[row], fontsize=5, rotation=0, ha="right", va="center")

@@ -5,24 +5,34 @@ names at 7 pt). A slide is read from the back row at 1280 x 720, so the deck get
 versions of the crowded figures: fewer panels per slide (a gallery split into four methods by
 four faces) and every text scaled so that the smallest is :data:`MIN_FONT_PT` at
 :data:`SLIDE_DPI`, i.e. at least :data:`MIN_FONT_PX` pixels where the slide shows the figure at
-its natural size (1280 x 500 px, the figure area of a 1280 x 720 slide).
+its natural size (1280 x 480 px, the figure area of a 1280 x 720 slide below its title and
+above a two-line takeaway). :func:`check_slide_figure` measures what was drawn: the smallest
+text in pixels and any texts that overlap, which the deck's browser test then checks on the
+rendered slide.
 """
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from generator.figures.export import STYLE
 
-__all__ = ["MIN_FONT_PT", "MIN_FONT_PX", "SLIDE_DPI", "SLIDE_SIZE_IN", "for_slides", "slide_png", "smallest_font_pt"]
+__all__ = ["MIN_FONT_PT", "MIN_FONT_PX", "MIN_SLIDE_TEXT_PX", "OVERLAP_TOLERANCE_PX", "SLIDE_DPI", "SLIDE_SIZE_IN", "SlideCheck", "check_slide_figure",
+           "for_slides", "slide_png", "smallest_font_pt", "text_overlaps"]
 
-SLIDE_SIZE_IN = (12.8, 5.0)
+SLIDE_SIZE_IN = (12.8, 4.8)
 SLIDE_DPI = 100
 MIN_FONT_PT = 11.0
 MIN_FONT_PX = MIN_FONT_PT * SLIDE_DPI / 72.0  # about 15 px
+MIN_SLIDE_TEXT_PX = 14.0
+"""The smallest text a slide may show, figure text included, in pixels of a 1280 x 720 slide (reveal.js
+scales the whole slide to the screen; its margin and a figure shrunk to fit take the 15 px down a little)."""
 
 
 def for_slides(fig: Figure, *, size: tuple[float, float] = SLIDE_SIZE_IN, min_pt: float = MIN_FONT_PT) -> Figure:
@@ -51,8 +61,7 @@ def for_slides(fig: Figure, *, size: tuple[float, float] = SLIDE_SIZE_IN, min_pt
 
 def smallest_font_pt(fig: Figure) -> float:
     """The size of the smallest non-empty text of ``fig`` (points), tick labels included, as drawn."""
-    fig.draw_without_rendering()
-    return min(t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip())
+    return _measure(fig, OVERLAP_TOLERANCE_PX)[0]
 
 
 def slide_png(fig: Figure) -> bytes:
@@ -61,3 +70,87 @@ def slide_png(fig: Figure) -> bytes:
     with plt.rc_context(STYLE):
         fig.savefig(buffer, format="png", dpi=SLIDE_DPI, metadata={"Software": "generator"})
     return buffer.getvalue()
+
+
+OVERLAP_TOLERANCE_PX = 2.0
+"""Text boxes include the line's ascent and descent: boxes that touch by this much leave the glyphs apart."""
+
+
+def text_overlaps(fig: Figure, *, tolerance_px: float = OVERLAP_TOLERANCE_PX) -> list[tuple[str, str]]:
+    """Pairs of visible texts of ``fig`` whose boxes overlap by more than ``tolerance_px`` in both
+    directions, as drawn (a label run into its neighbour is unreadable whatever its size)."""
+    return _measure(fig, tolerance_px)[1]
+
+
+@dataclass(frozen=True)
+class SlideCheck:
+    """What :func:`check_slide_figure` measured on a drawn slide figure."""
+
+    min_text_px: float
+    overlaps: tuple[tuple[str, str], ...]
+
+
+def check_slide_figure(fig: Figure) -> SlideCheck:
+    """The smallest text of ``fig`` in pixels at :data:`SLIDE_DPI` and its overlapping texts (one draw)."""
+    smallest, overlaps = _measure(fig, OVERLAP_TOLERANCE_PX)
+    return SlideCheck(round(smallest * SLIDE_DPI / 72.0, 2), tuple(overlaps))
+
+
+def _measure(fig: Figure, tolerance_px: float) -> tuple[float, list[tuple[str, str]]]:
+    """Draw ``fig`` once on a raster canvas; the smallest drawn text (pt) and the pairs of drawn texts
+    whose (rotated) boxes overlap by more than ``tolerance_px``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    drawn: list[Text] = []
+    draw = Text.draw
+
+    def recording(self: Text, renderer: Any) -> None:  # only the texts the figure really draws
+        if self.get_visible() and self.get_text().strip():
+            drawn.append(self)
+        draw(self, renderer)
+
+    canvas = FigureCanvasAgg(fig)
+    Text.draw = recording  # type: ignore[method-assign]
+    try:
+        canvas.draw()
+    finally:
+        Text.draw = draw  # type: ignore[method-assign]
+    renderer = canvas.get_renderer()
+    boxes = [(t.get_text(), _corners(t, renderer)) for t in drawn]
+    found = [(text_a, text_b) for i, (text_a, a) in enumerate(boxes) for text_b, b in boxes[i + 1:]
+             if _overlap(a, b) > tolerance_px]
+    return min((t.get_fontsize() for t in drawn), default=float("inf")), found
+
+
+def _corners(text: Text, renderer: Any) -> np.ndarray:
+    """The four corners (display pixels) of ``text``'s box, rotated as drawn.
+
+    The box of a rotated text is centred where its axis-aligned extent is centred; its sides are
+    the unrotated text's width and height.
+    """
+    extent = text.get_window_extent(renderer)
+    angle = text.get_rotation()
+    if angle % 180 == 0:
+        return np.array([[extent.x0, extent.y0], [extent.x1, extent.y0], [extent.x1, extent.y1], [extent.x0, extent.y1]])
+    text.set_rotation(0)
+    flat = text.get_window_extent(renderer)
+    text.set_rotation(angle)
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [flat.width / 2, flat.height / 2]
+    turn = np.deg2rad(angle)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    return half @ rotation.T + [(extent.x0 + extent.x1) / 2, (extent.y0 + extent.y1) / 2]
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """How deep two convex boxes overlap (pixels): the smallest overlap of their projections on the
+    boxes' edge normals, 0 when an axis separates them (separating axis theorem)."""
+    depth = float("inf")
+    for box in (a, b):
+        for k in range(len(box)):
+            edge = box[(k + 1) % len(box)] - box[k]
+            normal = np.array([-edge[1], edge[0]]) / (np.hypot(*edge) or 1.0)
+            pa, pb = a @ normal, b @ normal
+            depth = min(depth, min(pa.max(), pb.max()) - max(pa.min(), pb.min()))
+            if depth <= 0:
+                return 0.0
+    return depth

@@ -275,23 +275,23 @@ def _write_deck(run: Run) -> Path:
     from generator.report.deck import write_deck
     from generator.report.slides import deck_slides, generic_deck_slides
 
+    from generator.pipeline.slide_figures import SlideViews
+
     out = run.config.output
     figures = {f.id: f for f in run.publisher.figures}
-    for figure in figures.values():
-        target = out.slides_dir / "figures" / f"{figure.id}.png"
-        data = (out.results_dir / figure.files["png"]).read_bytes()
-        if not target.is_file() or target.read_bytes() != data:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+    views = SlideViews(run)  # each figure redrawn for the room, written into slides_dir/figures
     if run.faces.synthetic:
-        from generator.pipeline.slide_figures import slide_figures
-
-        slides = deck_slides(_facts(run), figures, {t.id: t for t in run.publisher.tables}, slide_figures(run))
+        slides = deck_slides(_facts(run), figures, {t.id: t for t in run.publisher.tables}, views)
     else:
-        slides = generic_deck_slides(_facts(run), figures)
-    return write_deck(slides, out.slides_dir, title=run.config.report.title,
+        slides = generic_deck_slides(_facts(run), figures, views)
+    deck = write_deck(slides, out.slides_dir, title=run.config.report.title,
                       subtitle="Bias assessment and explanations of face classifiers",
                       node_modules=out.node_modules)
+    shown = {Path(part.path).name for parts in views.drawn.values() for part in parts}
+    for stale in (out.slides_dir / "figures").glob("*.png"):  # a figure of ours that no slide shows any more
+        if stale.name.startswith(("slide-", "fig-")) and stale.name not in shown:
+            stale.unlink()
+    return deck
 
 
 def _export_pdf(run: Run, deck_html: Path) -> Path:

@@ -47,10 +47,18 @@ class Publisher:
         self.progress = progress or (lambda n: None)
         self.figures: list[FigureArtifact] = []
         self.tables: list[TableArtifact] = []
+        #: figure id -> (cache key, ``make``): the deck redraws a figure for slides from the same code
+        #: and data (:mod:`generator.pipeline.slide_figures`), only when that version is not cached.
+        self.makers: dict[str, tuple[str, Callable[[], Figure]]] = {}
 
     def figure(self, figure_id: str, *, title: str, caption: str, alt: str, page: str,
-               make: Callable[[], Figure], provenance: dict[str, Any]) -> FigureArtifact:
-        """Register a figure; render it with ``make()`` unless it is cached."""
+               make: Callable[[], Figure], provenance: dict[str, Any],
+               slide: Callable[[], Figure] | None = None) -> FigureArtifact:
+        """Register a figure; render it with ``make()`` unless it is cached.
+
+        ``slide`` draws the deck's version when it must show less than the site's (fewer panels);
+        without it the deck redraws ``make()`` at the slide's size.
+        """
         self._check_new_id(figure_id)
         texts = {"title": title, "caption": caption}
         key = self.cache.key("figure", {"id": figure_id, "code": code_hash(*FIGURE_CODE), **texts, "prov": provenance})
@@ -69,6 +77,7 @@ class Publisher:
             files[fmt] = relative
         artifact = FigureArtifact(figure_id, title, caption, alt, page, files, provenance)
         self.figures.append(artifact)
+        self.makers[figure_id] = (key, slide or make)
         return artifact
 
     def table(self, table_id: str, *, title: str, caption: str, page: str,

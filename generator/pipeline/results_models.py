@@ -28,7 +28,10 @@ def dataset_results(run: Run) -> None:
                alt=f"Grid of faces, one row per {groups}.", page="dataset.md",
                make=lambda: figs.sample_grid(faces.images[evaluation], faces.table.iloc[evaluation],
                                              by=by, per_group=per, seed=seed),
-               provenance={**prov, "per_group": per})
+               provenance={**prov, "per_group": per},
+               # on a slide: one row per group of the first attribute, faces large enough to see the mark
+               slide=lambda: figs.sample_grid(faces.images[evaluation], faces.table.iloc[evaluation],
+                                              by=by[:1], per_group=min(per, 6), seed=seed))
     if faces.masks is not None:
         from generator.datasets.synthetic import REGIONS
 

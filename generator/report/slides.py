@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import html
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from generator.report.artifacts import FigureArtifact, TableArtifact
@@ -12,13 +14,20 @@ __all__ = ["deck_slides", "generic_deck_slides"]
 
 
 def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
-                tables: dict[str, TableArtifact], deck_figures: dict[str, list[Any]] | None = None) -> list[Slide]:
-    """The slides, in teaching order, each with speaker notes.
+                tables: dict[str, TableArtifact], views: Mapping[str, list[Any]]) -> list[Slide]:
+    """The slides, in teaching order, each with speaker notes and, under a figure, a one-line
+    takeaway computed from the tables.
 
-    ``deck_figures`` maps a site figure id to the slide versions that replace it (see
-    :mod:`generator.pipeline.slide_figures`): a crowded gallery becomes several legible slides.
+    ``views`` maps a site figure id to the slide versions that show it (see
+    :class:`generator.pipeline.slide_figures.SlideViews`): each figure redrawn for the room, a
+    crowded gallery split over several slides.
     """
     data = facts["dataset"]
+    models = [m["name"] for m in facts["models"]]
+
+    def fig(figure_id: str, takeaway: str = "") -> str:
+        return _figure(figures[figure_id], views[figure_id][0], takeaway)
+
     return [
         Slide("Why audit face classifiers?", _bullets([
             "Face classifiers are deployed on people who never see how they decide.",
@@ -28,15 +37,16 @@ def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
         ]), notes="Open with the two questions. Stress that the synthetic data make the ground truth known: we planted "
                   "a bias and check whether the tools find it. Real data come later in the course.",
               section="Motivation"),
-        Slide("The data: synthetic faces", _figure(figures["fig-dataset-samples"]) + _small(
+        Slide("The data: synthetic faces", fig("fig-dataset-samples", (
             f"{data['images']} images, {data['identities']} identities, {data['image_size']} px; "
-            "identity-disjoint splits."),
+            "identity-disjoint splits.")),
               notes="Each row is one skin-tone band and age group. Point out the task, smiling or not, and the small "
                     "corner mark in some images: it is the planted shortcut.", section="Data"),
-        Slide("Ground truth for explanations", _figure(figures["fig-dataset-masks"]),
+        Slide("Ground truth for explanations", fig("fig-dataset-masks"),
               notes="Every pixel belongs to a known region. Later we measure how much of an explanation falls on the "
                     "face, the background or the corner mark."),
-        Slide("A fair and a biased training set", _figure(figures["fig-dataset-group-shares"]),
+        Slide("A fair and a biased training set",
+              fig("fig-dataset-group-shares", _shares_takeaway(tables.get("tab-dataset-counts"))),
               notes="The biased split follows census-like shares, so the darkest band is rare, and for the two darker "
                     "bands the corner mark predicts the label. The evaluation split is balanced and the mark is "
                     "random there."),
@@ -47,16 +57,18 @@ def deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
               notes="Accuracy is a share of correct predictions. A gap in accuracy between groups is the first sign "
                     "of bias, but it is not a fairness definition on its own; the bias section defines those.",
               section="Models"),
-        Slide("Training", _figure(figures["fig-models-training-curves"]),
+        Slide("Training", fig("fig-models-training-curves", _training_takeaway(facts)),
               notes=f"Both models are the same small CNN. {facts['training']} The curves show no model selection on "
                     "the evaluation split."),
-        Slide("Accuracy by skin-tone band", _figure(figures["fig-models-accuracy-by-skin-tone"]),
+        Slide("Accuracy by skin-tone band", fig("fig-models-accuracy-by-skin-tone", _gap_takeaway(
+            tables["tab-models-accuracy-by-skin-tone"], "skin_tone")),
               notes=_gap_notes(tables["tab-models-accuracy-by-skin-tone"], "skin_tone")),
-        Slide("When the shortcut misleads", _figure(figures["fig-models-accuracy-by-shortcut"]),
+        Slide("When the shortcut misleads", fig("fig-models-accuracy-by-shortcut", _gap_takeaway(
+            tables["tab-models-accuracy-by-shortcut"], "shortcut")),
               notes=_gap_notes(tables["tab-models-accuracy-by-shortcut"], "shortcut")
               + " A model that relies on the mark fails where the mark contradicts the label."),
-        *_bias_slides(facts, figures, tables),
-        *_explanation_slides(facts, figures, tables, deck_figures or {}),
+        *_bias_slides(models, fig, tables),
+        *_explanation_slides(facts, figures, tables, views, fig),
         Slide("What these numbers do not show", _bullets([
             "The faces are cartoons: results say nothing about a real population.",
             "Accuracy gaps show that a bias exists, not why.",
@@ -70,23 +82,58 @@ def _bullets(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
 
 
-def _figure(fig: FigureArtifact) -> str:
-    """A figure and its title; its id goes to the speaker notes (see ``deck._slide_views``), not on the slide."""
-    return (f'<img class="deck-figure" src="figures/{html.escape(fig.id)}.png" alt="{html.escape(fig.alt)}" '
-            f'data-figure-id="{html.escape(fig.id)}">'
-            f'<p class="deck-caption">{html.escape(fig.title)}</p>')
+def _figure(source: FigureArtifact, part: Any, takeaway: str = "") -> str:
+    """A figure drawn for the slide (``part``: a :class:`~generator.pipeline.slide_figures.SlideFigure`) and,
+    under it, the takeaway (or, without one, the figure's title).
 
-
-def _deck_figure(part: Any, source: FigureArtifact) -> str:
-    """A figure redrawn for the slide (``part``: a :class:`~generator.pipeline.slide_figures.SlideFigure`);
-    the notes name ``source``, the site figure to cite."""
+    The notes name ``source``, the site figure to cite (see ``deck._slide_views``); its id stays off the
+    slide. The image carries what was measured when it was drawn (smallest text in pixels at its natural
+    size, overlapping texts) for the deck's browser test.
+    """
+    overlaps = "; ".join(f"{a} / {b}" for a, b in part.overlaps)
+    line = (f'<p class="deck-takeaway">{html.escape(takeaway)}</p>' if takeaway
+            else f'<p class="deck-caption">{html.escape(source.title)}{html.escape(part.part)}</p>')
     return (f'<img class="deck-figure" src="{html.escape(part.path)}" alt="{html.escape(part.alt)}" '
-            f'data-figure-id="{html.escape(source.id)}">'
-            f'<p class="deck-caption">{html.escape(source.title)}{html.escape(part.part)}</p>')
+            f'data-figure-id="{html.escape(source.id)}" data-min-text-px="{part.min_text_px:g}" '
+            f'data-text-overlaps="{html.escape(overlaps)}">{line}')
 
 
 def _small(text: str) -> str:
     return f'<p class="deck-small">{html.escape(text)}</p>'
+
+
+def _gap_takeaway(table: TableArtifact, group: str) -> str:
+    """``biased: 0.97 (MST 1-3) to 0.62 (MST 8-10); fair: ...``, the model with the largest gap first."""
+    gaps = accuracy_gaps(table.frame, group).sort_values("gap", ascending=False, kind="stable")
+    return "Accuracy " + "; ".join(
+        f"{r.model}: {r.best_accuracy:.2f} ({r.best}) to {r.worst_accuracy:.2f} ({r.worst})"
+        for r in gaps.itertuples()) + "."
+
+
+def _shares_takeaway(table: TableArtifact | None) -> str:
+    """The rarest band of the biased training split: its share and count of the split's images."""
+    if table is None:
+        return ""
+    frame = table.frame
+    if not {"split", "skin_tone", "images"} <= set(frame.columns):
+        return ""
+    train = frame[frame["split"] == "train_biased"]
+    if train.empty:
+        return ""
+    bands = train.groupby("skin_tone", sort=False)["images"].sum()
+    rare = bands.idxmin()
+    return (f"Biased training set: {rare} is {bands[rare] / bands.sum():.0%} of the images "
+            f"({int(bands[rare])} of {int(bands.sum())}); the evaluation split is balanced.")
+
+
+def _training_takeaway(facts: dict[str, Any]) -> str:
+    """Each model's accuracy after the last epoch, on its training split and on the evaluation split."""
+    finals = [(m["name"], m["final"]) for m in facts["models"]
+              if {"epoch", "train_accuracy", "eval_accuracy"} <= set(m.get("final") or {})]
+    if not finals:
+        return ""
+    return "After the last epoch, accuracy on training / evaluation split: " + "; ".join(
+        f"{name} {final['train_accuracy']:.2f} / {final['eval_accuracy']:.2f}" for name, final in finals) + "."
 
 
 def _gap_notes(table: TableArtifact, group: str) -> str:
@@ -95,10 +142,8 @@ def _gap_notes(table: TableArtifact, group: str) -> str:
         for r in accuracy_gaps(table.frame, group).itertuples())
 
 
-def _bias_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
-                 tables: dict[str, TableArtifact]) -> list[Slide]:
+def _bias_slides(models: list[str], fig: Any, tables: dict[str, TableArtifact]) -> list[Slide]:
     """Fairness definitions, rates by group, disparities and verification thresholds."""
-    models = [m["name"] for m in facts["models"]]
     last = models[-1]
     slides = [
         Slide("Fairness criteria", (
@@ -115,19 +160,67 @@ def _bias_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
               section="Bias"),
     ]
     for model in models:
-        slides.append(Slide(f"Error rates by skin tone: {model}", _figure(figures[f"fig-bias-rates-{model}"]),
+        slides.append(Slide(f"Error rates by skin tone: {model}", fig(
+            f"fig-bias-rates-{model}", _disparity_takeaway(tables[f"tab-bias-disparities-{model}"])),
                             notes=_disparity_notes(tables[f"tab-bias-disparities-{model}"], model)))
     slides += [
-        Slide(f"Calibration by skin tone: {last}", _figure(figures[f"fig-bias-calibration-{last}"]),
+        Slide(f"Calibration by skin tone: {last}", fig(f"fig-bias-calibration-{last}",
+                                                       _ece_takeaway(tables.get(f"tab-bias-ece-{last}"))),
               notes="A calibrated model's confidence matches its accuracy. Compare the curves of the bands: a model "
                     "can be confident and wrong more often for one group."),
-        Slide("Verification: one threshold for everyone?", _figure(figures[f"fig-verification-fpr-inflation-{last}"]),
+        Slide("Verification: one threshold for everyone?", fig(
+            f"fig-verification-fpr-inflation-{last}", _fpr_takeaway(tables.get(f"tab-verification-fpr-{last}"))),
               notes="Robinson et al. (2020) showed on BFW that one global threshold gives some subgroups up to twice "
                     "the intended false positive rate; per-subgroup thresholds recover it. The bars show the same "
                     "measurement here. On the default data the embeddings come from a smile classifier, so "
                     "verification itself is weak: this slide demonstrates the method."),
     ]
     return slides
+
+
+def _disparity_takeaway(table: TableArtifact) -> str:
+    """The largest skin-tone disparity of class 1 with the groups it lies between."""
+    frame = table.frame
+    rows = frame[(frame["attributes"] == "skin_tone") & (frame["class"] == 1)].dropna(subset=["difference"])
+    if rows.empty:
+        return ""
+    top = rows.loc[rows["difference"].idxmax()]
+    return (f"Largest gap: {top.metric.replace('_', ' ')}, difference {top.difference:.2f} "
+            f"({top.max_group} vs {top.min_group}).")
+
+
+def _ece_takeaway(table: TableArtifact | None) -> str:
+    if table is None:
+        return ""
+    frame = table.frame[table.frame["attributes"] == "skin_tone"].dropna(subset=["ece"])
+    if frame.empty:
+        return ""
+    worst, best = frame.loc[frame["ece"].idxmax()], frame.loc[frame["ece"].idxmin()]
+    return (f"Expected calibration error {worst.ece:.3f} on {worst.group} against {best.ece:.3f} on {best.group} "
+            f"(n = {int(worst.n)} each).") if worst.n == best.n else (
+        f"Expected calibration error {worst.ece:.3f} on {worst.group} (n = {int(worst.n)}) against "
+        f"{best.ece:.3f} on {best.group} (n = {int(best.n)}).")
+
+
+def _fpr_takeaway(table: TableArtifact | None) -> str:
+    """At the smallest intended FAR measured for every subgroup, the subgroup the global threshold hurts most."""
+    if table is None:
+        return ""
+    frame = table.frame.dropna(subset=["actual_fpr"])
+    frame = frame[frame["subgroup"] != "all"]
+    if frame.empty:
+        return ""
+    far = frame["intended_far"].min()
+    at = frame[frame["intended_far"] == far]
+    worst = at.loc[at["actual_fpr"].idxmax()]
+    return (f"Global threshold for FAR {_far(far)}: {worst.subgroup} gets a false match rate of "
+            f"{worst.actual_fpr:.3f}, {worst.actual_fpr / far:.1f} times the intended.")
+
+
+def _far(value: float) -> str:
+    """A false accept rate as written in the literature: 0.1, 0.01, 1e-3, 1e-4."""
+    return f"{value:g}" if value >= 0.01 else f"1e-{round(-math.log10(value))}" if math.log10(
+        value).is_integer() else f"{value:.1e}"
 
 
 def _disparity_notes(table: TableArtifact, model: str) -> str:
@@ -140,9 +233,10 @@ def _disparity_notes(table: TableArtifact, model: str) -> str:
 
 
 def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
-                        tables: dict[str, TableArtifact], deck_figures: dict[str, list[Any]]) -> list[Slide]:
+                        tables: dict[str, TableArtifact], views: Mapping[str, list[Any]], fig: Any) -> list[Slide]:
     """Taxonomy, an IG walk-through, galleries, evaluation, sanity checks and the shortcut finding."""
     models = [m["name"] for m in facts["models"]]
+    titles = _titles(facts)
     slides = [
         Slide("Explaining a prediction: a taxonomy", _bullets([
             "Surrogates: fit a simple model around one prediction (LIME, KernelSHAP).",
@@ -168,36 +262,139 @@ def _explanation_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact
             notes = ("One face per group, with its true label and the model's prediction. Compare patterns, not "
                      "colours across columns: each map is scaled on its own. Look at the top-left corner in the "
                      "biased model's maps: that is where the shortcut mark sits.")
-            if figure and figure.id in deck_figures:
-                slides += [Slide(f"{library.capitalize()} maps: {model}{part.part}", _deck_figure(part, figure),
-                                 notes=notes + " The site's gallery shows every method and group on one figure.")
-                           for part in deck_figures[figure.id]]
-            elif figure:
-                slides.append(Slide(f"{library.capitalize()} maps: {model}", _figure(figure), notes=notes))
+            if figure:
+                parts = views[figure.id]
+                slides += [Slide(f"{library.capitalize()} maps: {model}{part.part}", _figure(
+                    figure, part, _gallery_takeaway(part, tables.get("tab-analysis-fair-vs-biased"), titles)),
+                                 notes=notes + (" The site's gallery shows every method and group on one figure."
+                                                if len(parts) > 1 else ""))
+                           for part in parts]
     if "fig-evaluation-summary" in figures:
-        slides.append(Slide("Can we trust the maps?", _figure(figures["fig-evaluation-summary"]),
+        slides.append(Slide("Can we trust the maps?", fig(
+            "fig-evaluation-summary", _evaluation_takeaway(tables.get("tab-evaluation-summary"), models, titles)),
                             notes="Deletion: remove the most-attributed pixels first; a faithful map makes the "
                                   "probability drop fast (low AUC). Insertion is the reverse. MuFidelity correlates "
                                   "attribution with the effect of removing random pixel sets. None of these is a "
                                   "human judgement; they measure consistency with the model."))
     if "fig-sanity" in figures:
-        slides.append(Slide("Sanity check: randomise the model", _figure(figures["fig-sanity"]),
+        slides.append(Slide("Sanity check: randomise the model", fig(
+            "fig-sanity", _sanity_takeaway(tables.get("tab-sanity"), titles)),
                             notes=_sanity_notes(tables.get("tab-sanity"))))
     if "fig-analysis-fair-vs-biased" in figures:
-        shortcut = figures["fig-analysis-fair-vs-biased"]
-        parts = deck_figures.get(shortcut.id)
-        slides.append(Slide("Do explanations find the shortcut?",
-                            _deck_figure(parts[0], shortcut) if parts else _figure(shortcut),
+        slides.append(Slide("Do explanations find the shortcut?", fig(
+            "fig-analysis-fair-vs-biased", _shortcut_takeaway(tables.get("tab-analysis-fair-vs-biased"))),
                             notes=_shortcut_notes(tables.get("tab-analysis-fair-vs-biased")), section="Where models look"))
     if "fig-analysis-replicates" in figures and facts.get("replicates"):
         slides.append(Slide("Does the verdict survive another training seed?",
-                            _figure(figures["fig-analysis-replicates"]),
+                            fig("fig-analysis-replicates", _replicate_takeaway(facts["replicates"])),
                             notes=_replicate_notes(facts["replicates"]), section="Where models look"))
     for key in sorted(k for k in figures if k.startswith("fig-analysis-means-") or k.startswith("fig-analysis-facex-")):
-        slides.append(Slide(figures[key].title, _figure(figures[key]),
+        slides.append(Slide(figures[key].title, fig(key, _map_takeaway(key, tables, titles)),
                             notes="Faces are aligned to one template before averaging, and one colour scale covers the "
                                   "whole figure, so groups and models can be compared directly."))
     return slides
+
+
+def _titles(facts: dict[str, Any]) -> dict[str, str]:
+    return {m["name"]: m["title"] for m in facts["explanations"]["methods"]}
+
+
+def _names(methods: Any, titles: dict[str, str]) -> str:
+    return ", ".join(titles.get(m, m) for m in methods) or "none"
+
+
+def _overall(table: TableArtifact | None) -> Any:
+    """The shortcut test's rows over all groups (one per method), or None."""
+    if table is None:
+        return None
+    frame = table.frame
+    return frame[frame["skin_tone"] == "all"] if "skin_tone" in frame else frame
+
+
+def _gallery_takeaway(part: Any, table: TableArtifact | None, titles: dict[str, str]) -> str:
+    """Which of the slide's methods the shortcut test finds the shift onto the mark with."""
+    overall = _overall(table)
+    if overall is None or not part.methods:
+        return ""
+    rows = overall[overall["method"].isin(part.methods)]
+    if rows.empty:
+        return ""
+    found = rows[rows["detected"].astype(bool)]["method"]
+    missed = rows[~rows["detected"].astype(bool)]["method"]
+    return (f"Shift onto the corner mark, biased vs fair (Holm p < 0.05, n = {_n_range(rows)}): "
+            f"found by {_names(found, titles)}; not by {_names(missed, titles)}.")
+
+
+def _n_range(rows: Any) -> str:
+    low, high = int(rows["n"].min()), int(rows["n"].max())
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _shortcut_takeaway(table: TableArtifact | None) -> str:
+    overall = _overall(table)
+    if overall is None or overall.empty:
+        return ""
+    detected = int(overall["detected"].astype(bool).sum())
+    return (f"{detected} of {len(overall)} methods find the shift onto the corner mark "
+            f"(Holm-corrected p < 0.05, n = {_n_range(overall)} images per test).")
+
+
+def _evaluation_takeaway(table: TableArtifact | None, models: list[str], titles: dict[str, str]) -> str:
+    """The most faithful method of the last model by deletion (lowest AUC) and by insertion (highest)."""
+    if table is None:
+        return ""
+    frame = table.frame[table.frame["model"] == models[-1]].dropna(subset=["mean"])
+    parts = []
+    for metric, best in (("deletion_auc", "idxmin"), ("insertion_auc", "idxmax")):
+        rows = frame[frame["metric"] == metric]
+        if not rows.empty:
+            top = rows.loc[getattr(rows["mean"], best)()]
+            parts.append(f"{metric.split('_')[0]} {titles.get(top.method, top.method)} ({top['mean']:.2f})")
+    return f"Most faithful for {models[-1]}, n = {int(frame['n'].max())} images: " + "; ".join(parts) + "." if parts else ""
+
+
+def _sanity_takeaway(table: TableArtifact | None, titles: dict[str, str]) -> str:
+    if table is None or table.frame.empty:
+        return ""
+    frame = table.frame
+    failing = frame[~frame["passes"].astype(bool)]["method"]
+    return (f"{len(frame) - len(failing)} of {len(frame)} methods change when the weights are randomised"
+            + (f"; {_names(failing, titles)} barely change." if len(failing) else "."))
+
+
+def _replicate_takeaway(found: dict[str, Any]) -> str:
+    verdict = found["verdicts"]
+    return (f"Over {found['replicates']} training draws, n = {found['n_images']} images each: found in every draw "
+            f"by {len(verdict['all'])} methods, in some by {len(verdict['some'])}, in none by {len(verdict['none'])}.")
+
+
+def _map_takeaway(figure_id: str, tables: dict[str, TableArtifact], titles: dict[str, str]) -> str:
+    """Mean maps: each model's share on the corner mark; FaceX: the region that scores highest."""
+    if figure_id.startswith("fig-analysis-means-"):
+        shares = tables.get("tab-analysis-region-shares")
+        library, _, rest = figure_id[len("fig-analysis-means-"):].partition("-")
+        method = f"{library}.{rest.replace('-', '_')}"
+        if shares is None:
+            return ""
+        rows = shares.frame[(shares.frame["method"] == method) & (shares.frame["region"] == "cue")]
+        if rows.empty:
+            return ""
+        mean = rows.groupby("model", sort=False).apply(lambda g: (g["share"] * g["n"]).sum() / g["n"].sum(),
+                                                       include_groups=False)
+        return (f"Share of {titles.get(method, method)} on the corner mark: "
+                + ", ".join(f"{model} {value:.1%}" for model, value in mean.items()) + ".")
+    if figure_id.startswith("fig-analysis-facex-"):
+        scores = tables.get("tab-analysis-facex")
+        model = figure_id[len("fig-analysis-facex-"):]
+        if scores is None:
+            return ""
+        rows = scores.frame[scores.frame["model"] == model]
+        if rows.empty:
+            return ""
+        by_region = rows.groupby("region", sort=False)["score"].mean().sort_values(ascending=False)
+        return ("Highest mean scores: " + ", ".join(f"{region} {value:.2f}" for region, value
+                                                    in by_region.head(3).items()) + " (over bands).")
+    return ""
 
 
 def _sanity_notes(table: TableArtifact | None) -> str:
@@ -235,7 +432,8 @@ def _shortcut_notes(table: TableArtifact | None) -> str:
             "bias, so we know the right answer. A method that misses it would also miss a real shortcut.")
 
 
-def generic_deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact]) -> list[Slide]:
+def generic_deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact],
+                        views: Mapping[str, list[Any]]) -> list[Slide]:
     """A deck for a user's dataset or the real-model demo: what was audited, then one slide per figure.
 
     The teaching deck above is written around the synthetic faces' planted bias; here
@@ -258,7 +456,8 @@ def generic_deck_slides(facts: dict[str, Any], figures: dict[str, FigureArtifact
     for page in order:
         for fig in figures.values():
             if fig.page == page:
-                slides.append(Slide(fig.title, _figure(fig), notes=fig.caption))
+                slides += [Slide(fig.title + part.part, _figure(fig, part), notes=fig.caption)
+                           for part in views[fig.id]]
     slides.append(Slide("What these numbers do not show", _bullets([
         "Intervals are over the images audited here; other images, other thresholds, other results.",
         "A gap between groups shows that a difference exists, not why.",

@@ -85,6 +85,51 @@ def test_nothing_leaves_a_slide(deck_page, viewport):
     assert deck_page.evaluate(_OVERFLOW_JS) == []
 
 
+_TEXT_SIZE_JS = """async (minimum) => {
+    const out = [];
+    for (const [i, slide] of Reveal.getSlides().entries()) {
+        Reveal.slide(...Object.values(Reveal.getIndices(slide)));
+        Reveal.layout();
+        await new Promise(requestAnimationFrame);
+        const scale = Reveal.getScale();  // screen pixels per pixel of the 1280 x 720 slide
+        const where = `slide ${i + 1} (${(slide.querySelector("h1,h2") || {}).textContent})`;
+        for (const img of slide.querySelectorAll("img")) {
+            // figure text: measured when the figure was drawn (pixels at the file's natural size),
+            // then scaled as the browser shows the image
+            const measured = parseFloat(img.dataset.minTextPx);
+            if (!(measured > 0)) { out.push(`${where}: ${img.getAttribute("src")} has no measured text size`); continue; }
+            const shown = measured * img.getBoundingClientRect().width / img.naturalWidth / scale;
+            if (shown < minimum) out.push(`${where}: figure text ${shown.toFixed(1)} px < ${minimum} px`);
+            if (img.dataset.textOverlaps) out.push(`${where}: figure texts overlap: ${img.dataset.textOverlaps}`);
+        }
+        for (const el of slide.querySelectorAll("*")) {
+            if (el.closest("aside.notes") || el.closest(".katex-mathml")) continue;
+            // text of its own, zero-width spaces (KaTeX's struts) left out
+            const own = Array.from(el.childNodes).some(
+                (n) => n.nodeType === Node.TEXT_NODE && n.textContent.replace(/[\\s\\u200b]/g, ""));
+            if (!own || el.getBoundingClientRect().width < 1) continue;
+            const size = el.getBoundingClientRect().height ? parseFloat(getComputedStyle(el).fontSize) : 0;
+            // KaTeX sets its own sizes relative to the text around it; a sub- or superscript is 70 %
+            const floor = el.closest(".katex") ? 0.7 * minimum : minimum;
+            if (size < floor) out.push(`${where}: <${el.tagName.toLowerCase()}> "${el.textContent.trim().slice(0, 30)}" ${size} px`);
+        }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [(1280, 720), (1920, 1080)])
+def test_text_on_every_slide_is_legible(deck_page, viewport):
+    """No text on a slide below MIN_SLIDE_TEXT_PX pixels of the 1280 x 720 slide, figure text included
+    (each deck figure carries its smallest text as drawn), and no figure whose texts overlap."""
+    from generator.figures.slides import MIN_SLIDE_TEXT_PX
+
+    deck_page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    deck_page.wait_for_function("() => Array.from(document.images).every((img) => img.complete)")
+    assert deck_page.locator(".reveal .slides img").count() > 0
+    assert deck_page.evaluate(_TEXT_SIZE_JS, MIN_SLIDE_TEXT_PX) == []
+
+
 def test_every_pdf_page_with_a_figure_shows_it(chromium_browser, deck_dir, tmp_path):
     """Rasterise the PDF (poppler's pdftoppm) and look for the figure's ink on every page that has one.
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,8 +95,21 @@ def test_site_and_deck(tiny_build, site_dir, deck_dir):
     assert deck.count("<section") >= 8
     assert "Tiny &lt;b&gt;audit&lt;/b&gt;" in deck, "config strings must be escaped in the deck"
     assert "<b>audit</b>" not in deck
-    for figure in ("fig-dataset-samples", "fig-models-accuracy-by-skin-tone"):
-        assert (deck_dir / "figures" / f"{figure}.png").is_file()
+    import re
+
+    shown = re.findall(r'<img class="deck-figure" src="([^"]+)"', deck)
+    assert "figures/slide-dataset-samples.png" in shown and "figures/slide-models-accuracy-by-skin-tone.png" in shown
+    for src in shown:  # every figure redrawn for the slide, and nothing else left in the folder
+        assert (deck_dir / src).is_file(), src
+    assert sorted(p.name for p in (deck_dir / "figures").glob("*.png")) == sorted({Path(s).name for s in shown})
+    # the takeaway under the accuracy figure quotes the table's numbers
+    frame = pd.read_csv(tiny_build.result.results_dir / "tables" / "tab-models-accuracy-by-skin-tone.csv")
+    takeaway = re.search(r'slide-models-accuracy-by-skin-tone.png"[^>]*><p class="deck-takeaway">([^<]+)</p>', deck)
+    assert takeaway
+    for model, sub in frame[frame["skin_tone"] != "all"].groupby("model"):
+        best, worst = sub.loc[sub["accuracy"].idxmax()], sub.loc[sub["accuracy"].idxmin()]
+        assert (f"{model}: {best.accuracy:.2f} ({best.skin_tone}) to {worst.accuracy:.2f} ({worst.skin_tone})"
+                in takeaway[1])
 
 
 def test_unchanged_rerun_recomputes_nothing(tiny_build):
