@@ -203,18 +203,25 @@ def _ece_takeaway(table: TableArtifact | None) -> str:
 
 
 def _fpr_takeaway(table: TableArtifact | None) -> str:
-    """At the smallest intended FAR measured for every subgroup, the subgroup the global threshold hurts most."""
+    """The subgroup the global threshold hurts most, at the smallest intended FAR at which every subgroup
+    expects at least :data:`MIN_EXPECTED_FALSE_MATCHES` false matches (a rate from fewer is noise)."""
     if table is None:
         return ""
     frame = table.frame.dropna(subset=["actual_fpr"])
     frame = frame[frame["subgroup"] != "all"]
     if frame.empty:
         return ""
-    far = frame["intended_far"].min()
+    fewest = frame.groupby("intended_far")["n_imposter"].min()  # imposter pairs of the smallest subgroup
+    supported = fewest[fewest * fewest.index >= MIN_EXPECTED_FALSE_MATCHES]
+    far = supported.index.min() if len(supported) else frame["intended_far"].max()
     at = frame[frame["intended_far"] == far]
     worst = at.loc[at["actual_fpr"].idxmax()]
     return (f"Global threshold for FAR {_far(far)}: {worst.subgroup} gets a false match rate of "
-            f"{worst.actual_fpr:.3f}, {worst.actual_fpr / far:.1f} times the intended.")
+            f"{worst.actual_fpr:.3f}, {worst.actual_fpr / far:.1f} times the intended "
+            f"(n = {int(worst.n_imposter)} imposter pairs).")
+
+
+MIN_EXPECTED_FALSE_MATCHES = 10
 
 
 def _far(value: float) -> str:
@@ -321,8 +328,9 @@ def _gallery_takeaway(part: Any, table: TableArtifact | None, titles: dict[str, 
         return ""
     found = rows[rows["detected"].astype(bool)]["method"]
     missed = rows[~rows["detected"].astype(bool)]["method"]
-    return (f"Shift onto the corner mark, biased vs fair (Holm p < 0.05, n = {_n_range(rows)}): "
-            f"found by {_names(found, titles)}; not by {_names(missed, titles)}.")
+    verdict = (f"found by all {len(rows)} methods shown" if missed.empty else "found by none of these methods"
+               if found.empty else f"found by {_names(found, titles)}; not by {_names(missed, titles)}")
+    return f"Shift onto the corner mark, biased vs fair (Holm p < 0.05, n = {_n_range(rows)}): {verdict}."
 
 
 def _n_range(rows: Any) -> str:
