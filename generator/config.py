@@ -32,6 +32,7 @@ from generator.errors import ConfigError
 from generator.fileio import file_sha256
 
 __all__ = [
+    "AttributionBudget",
     "AttributionConfig",
     "Config",
     "DatasetConfig",
@@ -304,6 +305,15 @@ REPLICATE_METHODS = ("captum.saliency", "captum.input_x_gradient", "captum.integ
                      "xplique.gradcam", "xplique.gradcampp")
 
 
+class AttributionBudget(_Strict):
+    """How much of the explained images the expensive per-sample metrics cover."""
+
+    evaluation_images: int | None = Field(None, ge=2, description=(
+        "deletion, insertion, MuFidelity, infidelity and max-sensitivity on a stratified subsample of this many "
+        "of the explained images (the maps, their region shares and group statistics still cover all of them); "
+        "unset: all"))
+
+
 class AttributionConfig(_Strict):
     """Which attribution methods run, with which parameters, on which images."""
 
@@ -315,6 +325,7 @@ class AttributionConfig(_Strict):
     group_by: tuple[str, ...] | None = Field(None, description="attributes to stratify by (default: the dataset's "
                                                               "protected attributes)")
     deletion_steps: int = Field(16, ge=4, le=256)
+    budget: AttributionBudget = Field(default_factory=AttributionBudget)
     sanity_methods: tuple[str, ...] = SANITY_METHODS
     sanity_images: int = Field(8, ge=2, le=64)
     replicate_methods: tuple[str, ...] | None = Field(None, description=(

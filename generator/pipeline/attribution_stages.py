@@ -66,10 +66,47 @@ def select_stage(config: Config, faces: Faces, predictions: pd.DataFrame) -> pd.
     table = faces.table[faces.table["split"] == "eval"].merge(
         predictions[["image_id", "pred", "confidence"]], on="image_id", validate="one_to_one")
     table.index = faces.evaluation
-    chosen = select_images(table, group_cols=list(group_by(config, faces)), per_group=settings.per_group,
+    groups = list(group_by(config, faces))
+    chosen = select_images(table, group_cols=groups, per_group=settings.per_group,
                            seed=config.seed, extremes_per_group=settings.extremes_per_group,
                            pred="pred" if faces.labelled else None, confidence="confidence")
-    return chosen.assign(row=chosen.index.to_numpy()).reset_index(drop=True)
+    chosen = chosen.assign(row=chosen.index.to_numpy()).reset_index(drop=True)
+    return chosen.assign(evaluated=stratified_subsample(chosen, groups, settings.budget.evaluation_images,
+                                                        seed=config.seed))
+
+
+def stratified_subsample(table: pd.DataFrame, groups: list[str], size: int | None, *, seed: int) -> np.ndarray:
+    """Which rows of ``table`` (a boolean mask) form a stratified subsample of ``size`` rows.
+
+    Each group gets its share of ``size`` (largest remainder), at least one row while ``size``
+    allows, drawn at random (``seed``) within the group; ``size`` unset or not smaller than the
+    table: every row. The expensive per-sample metrics run on this subsample
+    (``attribution.budget.evaluation_images``).
+    """
+    keep = np.ones(len(table), dtype=bool)
+    if size is None or size >= len(table):
+        return keep
+    codes = table.groupby(groups, sort=True).ngroup().to_numpy() if groups else np.zeros(len(table), dtype=int)
+    members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
+    counts = np.array([len(m) for m in members], dtype=float)
+    quota = size * counts / counts.sum()
+    share = np.floor(quota).astype(int)
+    if size >= len(members):
+        share = np.maximum(share, 1)
+    order = np.argsort(-(quota - np.floor(quota)), kind="stable")  # largest remainders first
+    k = 0
+    while share.sum() < size:
+        g = order[k % len(order)]
+        if share[g] < counts[g]:
+            share[g] += 1
+        k += 1
+    while share.sum() > size:  # the minimum of one per group overshot: take from the largest shares
+        share[np.argmax(share)] -= 1
+    rng = np.random.default_rng(seed)
+    keep[:] = False
+    for rows, n in zip(members, share):
+        keep[np.sort(rng.choice(rows, size=min(int(n), len(rows)), replace=False))] = True
+    return keep
 
 
 def _framework(method: str, trained: TrainedModel, twin_path: Path | None) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["evaluation_key", "evaluation_stage", "prob_fn"]
+__all__ = ["EXPENSIVE_METRICS", "evaluated", "evaluation_key", "evaluation_stage", "prob_fn"]
 
 EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.models.nets",
                    "generator.models.adapters", "generator.pipeline.evaluation_stage")
@@ -40,23 +40,44 @@ def prob_fn(handle) -> Any:
     return probabilities
 
 
-def evaluation_key(cache: Cache, config: Config, maps_key: str) -> str:
-    """The cache key of one map set's evaluation: its maps' key, the metric settings and the code."""
+EXPENSIVE_METRICS = ("deletion_auc", "insertion_auc", "mufidelity", "infidelity", "max_sensitivity")
+"""The metrics that re-run the model per image (many times): on ``attribution.budget.evaluation_images``
+images only. Sparseness, complexity and the region scores read the map alone and cover every image."""
+
+
+def evaluated(chosen: pd.DataFrame) -> np.ndarray:
+    """The rows of ``chosen`` the expensive metrics cover (its ``evaluated`` column; all without one)."""
+    return chosen["evaluated"].to_numpy(bool) if "evaluated" in chosen else np.ones(len(chosen), dtype=bool)
+
+
+def evaluation_key(cache: Cache, config: Config, maps_key: str, chosen: pd.DataFrame) -> str:
+    """The cache key of one map set's evaluation: its maps' key, the metric settings, the images the
+    expensive metrics cover and the code."""
+    subset = None if evaluated(chosen).all() else chosen["image_id"][evaluated(chosen)].tolist()
     return cache.key("evaluation", {"steps": config.attribution.deletion_steps, "seed": config.seed,
-                                    "code": code_hash(*EVALUATION_CODE)}, (maps_key,))
+                                    "code": code_hash(*EVALUATION_CODE), "subset": subset}, (maps_key,))
 
 
 def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
                      targets: np.ndarray, maps: MapSet, twin_path: Path | None) -> pd.DataFrame:
-    """Per-sample quality scores of one method's maps: faithfulness, complexity, localisation."""
+    """Per-sample quality scores of one method's maps: faithfulness, complexity, localisation.
+
+    The :data:`EXPENSIVE_METRICS` are computed on the ``evaluated`` rows of ``chosen`` only (NaN on the
+    others); the scores of an image do not depend on which other images are evaluated, except
+    MuFidelity's and infidelity's seeded perturbations, which are drawn per call.
+    """
     steps = config.attribution.deletion_steps
-    key = evaluation_key(cache, config, maps.key)
+    key = evaluation_key(cache, config, maps.key, chosen)
 
     def compute(folder: Path) -> None:
-        metrics = _metrics(config, trained, faces, chosen, targets, steps)
-        table = _evaluate(metrics, faces, chosen, np.asarray(maps.maps))
-        table["infidelity"] = _infidelity(metrics, trained, targets, np.asarray(maps.maps), config.seed)
-        table["max_sensitivity"] = _sensitivity(config, faces, trained, chosen, targets, maps, twin_path)
+        subset = evaluated(chosen)
+        every = np.asarray(maps.maps)
+        metrics = _metrics(config, trained, faces, chosen[subset], targets[subset], steps)
+        table = _evaluate(metrics, faces, chosen, every, subset)
+        table["infidelity"] = _spread(_infidelity(metrics, trained, targets[subset], every[subset], config.seed),
+                                      subset)
+        table["max_sensitivity"] = _spread(_sensitivity(config, faces, trained, chosen[subset], targets[subset],
+                                                        maps, twin_path), subset)
         table.to_csv(folder / "per_sample.csv", index=False)
 
     entry = cache.get_or_compute("evaluation", key, compute)
@@ -117,7 +138,15 @@ def _metrics(config: Config, trained: TrainedModel, faces: Faces, chosen: pd.Dat
     return _METRICS[key]
 
 
-def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.ndarray) -> pd.DataFrame:
+def _spread(values: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Scores of the ``subset`` rows placed in a column for every row, NaN elsewhere."""
+    out = np.full(len(subset), np.nan)
+    out[subset] = values
+    return out
+
+
+def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.ndarray,
+              subset: np.ndarray) -> pd.DataFrame:
     from generator.datasets.synthetic import REGIONS
     from generator.evaluation.complexity import complexity, sparseness
     from generator.evaluation.localisation import mass_on, pointing_game
@@ -125,9 +154,9 @@ def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.nd
     rows = chosen["row"].to_numpy()
     scores = {
         "image_id": chosen["image_id"].to_numpy(),
-        "deletion_auc": metrics.deletion(maps),
-        "insertion_auc": metrics.insertion(maps),
-        "mufidelity": metrics.mufidelity(maps),
+        "deletion_auc": _spread(metrics.deletion(maps[subset]), subset),
+        "insertion_auc": _spread(metrics.insertion(maps[subset]), subset),
+        "mufidelity": _spread(metrics.mufidelity(maps[subset]), subset),
         "sparseness": sparseness(maps),
         "complexity": complexity(maps),
     }

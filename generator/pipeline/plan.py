@@ -87,6 +87,7 @@ class Plan:
     models: list[str]
     methods: list[str]
     steps: int
+    evaluation_images: int | None = None  # images the expensive metrics cover (None: all)
     map_sets: list[MapSetPlan] = field(default_factory=list)
     shared_seconds: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -108,10 +109,14 @@ class Plan:
                  f"= {len(self.map_sets)} map sets, {len(self.map_sets) - len(todo)} cached, {len(todo)} to compute."]
         if not todo:
             return lines[0]
+        metric_images = self.images if self.evaluation_images is None else self.evaluation_images
+        where = ("" if metric_images >= self.images else
+                 f" The metrics run on a stratified subsample of {metric_images} of the {self.images} images "
+                 "(attribution.budget.evaluation_images); the maps cover all.")
         lines.append(f"  each map set: the maps, deletion and insertion ({2 * max(self.steps - 1, 0)} forward passes "
                      f"per image), max-sensitivity ({SENSITIVITY_SAMPLES} re-explanations of up to 12 images, "
                      f"gradient, path and CAM methods); once per model: MuFidelity (64) and infidelity (32 forward "
-                     "passes per image).")
+                     f"passes per image).{where}")
         timing = ", ".join(f"'{m}' {f * 1e3:.2g} ms a forward pass and {g * 1e3:.2g} ms a gradient per image"
                            for m, (f, g) in self.calibration.items())
         longest = max(todo, key=lambda m: m.seconds)

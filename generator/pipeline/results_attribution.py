@@ -17,7 +17,7 @@ from generator.pipeline.attribution_stages import (
     select_stage,
 )
 from generator.pipeline.cache import code_hash
-from generator.pipeline.evaluation_stage import evaluation_key, evaluation_stage
+from generator.pipeline.evaluation_stage import evaluated, evaluation_key, evaluation_stage
 from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
@@ -105,8 +105,9 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
     config, cache = run.config, run.cache
     methods = list(config.attribution.methods)
     steps, size = config.attribution.deletion_steps, int(run.faces.images.shape[1])
-    plan = Plan(len(chosen), [m.name for m in run.models], methods, steps)
-    share = min(SENSITIVITY_IMAGES, len(chosen)) / max(len(chosen), 1)
+    n_evaluated = int(evaluated(chosen).sum())
+    plan = Plan(len(chosen), [m.name for m in run.models], methods, steps, evaluation_images=n_evaluated)
+    share = min(SENSITIVITY_IMAGES, n_evaluated) / max(n_evaluated, 1)
     images = run.faces.images[chosen["row"].to_numpy()]
     for trained in run.models:
         targets = _targets(run, trained.name, chosen)
@@ -115,7 +116,7 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
         for method in methods:
             key = attribution_key(cache, config, run.faces, trained, chosen, targets, method, twin)
             done = cache.is_done("attribution", key) and (
-                cache.is_done("evaluation", evaluation_key(cache, config, key)) or not _evaluated(cache, key))
+                cache.is_done("evaluation", evaluation_key(cache, config, key, chosen)) or not _evaluated(cache, key))
             skipped = bool(_framework(method, trained, twin)[1])
             item = MapSetPlan(trained.name, method, done or skipped, 0.0)
             plan.map_sets.append(item)
@@ -128,9 +129,9 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
         for item in todo:
             params = dict(config.attribution.params.get(item.method, {}))
             passes, needs_grad = method_passes(item.method, params, size)
-            item.seconds = len(chosen) * (passes * (gradient if needs_grad else forward)
-                                          + metric_passes(item.method, params, size, steps, share) * forward)
-        plan.shared_seconds[trained.name] = len(chosen) * SHARED_PASSES * forward
+            item.seconds = (len(chosen) * passes * (gradient if needs_grad else forward)
+                            + n_evaluated * metric_passes(item.method, params, size, steps, share) * forward)
+        plan.shared_seconds[trained.name] = n_evaluated * SHARED_PASSES * forward
     return plan
 
 
@@ -172,7 +173,10 @@ def _publish(run: Run, out: Explanations) -> None:
     pub.table("tab-attribution-images", title="Images explained",
               caption=f"The evaluation images explained for every model and method: per {_groups_text(run)} "
                       f"{run.config.attribution.per_group} chosen at random (seed {run.config.seed}), plus per group "
-                      "up to one misclassified, the least confident and the most confident image (first model).",
+                      "up to one misclassified, the least confident and the most confident image (first model)."
+                      + ("" if evaluated(out.chosen).all() else
+                         f" 'evaluated': in the stratified subsample of {int(evaluated(out.chosen).sum())} images "
+                         "that the expensive evaluation metrics cover (attribution.budget.evaluation_images)."),
               page="attribution.md", provenance=prov,
               make=lambda: out.chosen.drop(columns=["row"]).loc[:, lambda f: ~f.columns.str.startswith("Unnamed")])
     pub.table("tab-attribution-skipped", title="Skipped method and model pairs",
@@ -250,10 +254,15 @@ def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> Non
     pub.table("tab-evaluation-per-sample", title="Per-sample evaluation scores",
               caption="Every quality score of every map: one row per image, model and method.", page="evaluation.md",
               provenance=prov, make=lambda: per_sample)
+    n_all, n_evaluated = len(out.chosen), int(evaluated(out.chosen).sum())
+    budget = ("" if n_evaluated == n_all else
+              f" Deletion and insertion AUC, MuFidelity, infidelity and max-sensitivity cover a stratified subsample "
+              f"of {n_evaluated} of the {n_all} explained images (attribution.budget.evaluation_images; column "
+              "'evaluated' of the images table), the other scores all of them; n gives the images per score.")
     summary = pub.table(
         "tab-evaluation-summary", title="Evaluation of attribution methods",
         caption="Mean of each per-sample score per model and method over the explained images, with 95% "
-                f"percentile-bootstrap intervals (1000 resamples of images, seed {seed}).",
+                f"percentile-bootstrap intervals (1000 resamples of images, seed {seed}).{budget}",
         page="evaluation.md", provenance=prov,
         make=lambda: summarise(per_sample, by=["model", "method"], value_cols=list(METRICS), seed=seed))
     pub.table("tab-evaluation-by-group", title=f"Evaluation by {group_name}",

@@ -1,8 +1,8 @@
 """Every input a stage reads is part of its cache key: changing one recomputes what depends on it, and only that.
 
 One audit of a loaded (class-file) PyTorch model on a CSV dataset is built, then rebuilt after each of
-four changes: one image's pixels replaced under the same file name, one annotation row changed, the
-model file's weights replaced, one method's parameter changed. After each rebuild the test counts the
+five changes: one image's pixels replaced under the same file name, one annotation row changed, the
+model file's weights replaced, one method's parameter changed, an evaluation budget set. After each rebuild the test counts the
 new cache entries per stage and compares maps and per-sample scores with the previous build.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _net(folder: Path, seed: int) -> Path:
     return folder / "net.pt"
 
 
-def _config(workdir: Path, ig_steps: int = 8):
+def _config(workdir: Path, ig_steps: int = 8, evaluation_images: int | None = None):
     pre = {"size": 48, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
     return parse_config({
         "seed": 2,
@@ -61,7 +61,7 @@ def _config(workdir: Path, ig_steps: int = 8):
                     "class_name": "Net", "path": str(workdir / "models/net.pt"), "preprocessing": pre}],
         "attribution": {"methods": METHODS, "params": {"captum.integrated_gradients": {"steps": ig_steps}},
                         "per_group": 3, "extremes_per_group": 0, "deletion_steps": 4, "sanity_methods": ["captum.saliency"],
-                        "sanity_images": 2},
+                        "sanity_images": 2, "budget": {"evaluation_images": evaluation_images}},
         "report": {"samples_per_group": 1, "slides_pdf": False},
         "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
                    "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
@@ -169,3 +169,26 @@ def test_a_method_parameter_recomputes_that_method_only(audit):
         np.testing.assert_array_equal(values, saliency[image])
     audit.build(ig_steps=4)  # and a rerun recomputes nothing
     assert sum(audit.new.values()) == 0, audit.new
+
+
+def test_an_evaluation_budget_keeps_the_maps_and_scores_a_stratified_subsample(audit):
+    """``attribution.budget.evaluation_images``: the maps stay (no attribution recomputed); deletion and
+    insertion cover the subsample with the scores those images had before, NaN elsewhere; the scores that
+    read the map alone cover every image; the summary's n says how many images each score rests on."""
+    before = audit.scores()
+    audit.build(ig_steps=4, evaluation_images=3)
+    assert audit.new.get("attribution", 0) == 0 and audit.new.get("evaluation") == len(METHODS)
+    chosen = pd.read_csv(audit.workdir / "docs/results/tables/tab-attribution-images.csv", dtype={"image_id": str})
+    subset = chosen[chosen["evaluated"].astype(bool)]
+    assert len(subset) == 3 and subset["tone"].nunique() == min(3, chosen["tone"].nunique())  # one per band first
+    after = audit.scores()
+    inside = after.index.get_level_values("image_id").isin(subset["image_id"])
+    for metric in ("deletion_auc", "insertion_auc"):
+        np.testing.assert_allclose(after.loc[inside, metric], before.loc[inside, metric], rtol=1e-5, atol=1e-6)
+        assert after.loc[~inside, metric].isna().all(), metric
+    pd.testing.assert_series_equal(after["sparseness"], before["sparseness"])
+    summary = pd.read_csv(audit.workdir / "docs/results/tables/tab-evaluation-summary.csv").set_index(
+        ["method", "metric"])
+    for method in METHODS:
+        assert summary.loc[(method, "deletion_auc"), "n"] == 3
+        assert summary.loc[(method, "sparseness"), "n"] == len(chosen)
