@@ -33,7 +33,7 @@ from generator.attribution.registry import REGISTRY, build_explainer
 from generator.models.device import torch_device
 from generator.models.nets import SmallCNN
 
-__all__ = ["FloorCase", "bench_captum", "bench_memory", "bench_xplique", "format_report", "main", "stage_profile"]
+__all__ = ["FloorCase", "bench_captum", "bench_memory", "bench_metrics", "bench_xplique", "format_report", "main", "stage_profile"]
 
 _CHUNKS = (16, 32, 64, 128, 256)
 
@@ -178,6 +178,64 @@ def bench_captum(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *
     return pd.DataFrame(rows)
 
 
+def bench_metrics(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, *, steps: int = 16,
+                  repeats: int = 2, seed: int = 0, chunk: int | None = None) -> pd.DataFrame:
+    """Time each per-sample evaluation metric on one map set against its plain-torch floor.
+
+    The floor is the model inputs the metric really evaluates, counted by wrapping its model
+    function, as inference passes at the fastest chunk size: what any implementation must spend.
+    Each metric is timed as the build runs it for the first map set of a model, construction
+    (its map-independent passes: curve endpoints, MuFidelity's perturbations) included. ``chunk``:
+    the floor's inputs per pass (default: the fastest on this machine, probed).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per metric: ``metric, seconds, floor_seconds, ratio, inputs_per_image, floor_chunk``.
+    """
+    from generator.evaluation.faithfulness import Deletion, Insertion, MuFidelity, infidelity
+    from generator.pipeline.evaluation_stage import INFIDELITY_CHUNK, prob_fn
+
+    model, size, device = handle.model, images.shape[1], handle.device
+    layer = dict(model.named_modules())[handle.cam_layer]
+    chunk = chunk or _best_chunks(model, layer, size)["forward"]
+    maps = np.random.default_rng(seed).random(images.shape[:3]).astype(np.float32)
+    probs = prob_fn(handle)
+    inputs = handle.prepare(images)
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(batch)
+
+    cases: dict[str, Callable[[Callable, Callable], object]] = {
+        "deletion_auc": lambda p, f: Deletion(p, images, targets, steps=steps)(maps),
+        "insertion_auc": lambda p, f: Insertion(p, images, targets, steps=steps)(maps),
+        "mufidelity": lambda p, f: MuFidelity(p, images, targets, seed=seed)(maps),
+        "infidelity": lambda p, f: [  # as the build calls it: chunks of images, each with its own seed
+            infidelity(f, inputs[k:k + INFIDELITY_CHUNK], targets[k:k + INFIDELITY_CHUNK], maps[k:k + INFIDELITY_CHUNK],
+                       seed=seed + k) for k in range(0, len(images), INFIDELITY_CHUNK)],
+    }
+    rows = []
+    for name, run in cases.items():
+        counted = [0]
+
+        def counting_probs(x: np.ndarray, counted: list[int] = counted) -> np.ndarray:
+            counted[0] += len(x)
+            return probs(x)
+
+        def counting_forward(batch: torch.Tensor, counted: list[int] = counted) -> torch.Tensor:
+            counted[0] += len(batch)
+            return forward(batch)
+
+        run(counting_probs, counting_forward)
+        n_inputs = counted[0]
+        seconds, floor = _timed([lambda r=run: r(probs, forward),
+                                 lambda n=n_inputs: _floor(model, layer, "forward", n, chunk, size)], device, repeats)
+        rows.append({"metric": name, "seconds": seconds, "floor_seconds": floor, "ratio": seconds / floor,
+                     "inputs_per_image": n_inputs / len(images), "floor_chunk": chunk})
+    return pd.DataFrame(rows)
+
+
 def _scaled(method: str, scale: int) -> dict:
     """The method's default batch sizes multiplied by ``scale``."""
     defaults = REGISTRY[method].defaults
@@ -247,14 +305,18 @@ ABOVE_FLOOR = {
 }
 
 
-def format_report(captum: pd.DataFrame, xplique: pd.DataFrame, memory: pd.DataFrame, header: str) -> str:
-    """Render the three tables as plain text, with the reason for each method above the target."""
+def format_report(captum: pd.DataFrame, xplique: pd.DataFrame, memory: pd.DataFrame, header: str,
+                  metrics: pd.DataFrame | None = None) -> str:
+    """Render the tables as plain text, with the reason for each method above the target."""
     above = captum[captum["ratio"] > TARGET_RATIO]["method"] if "ratio" in captum else []
     why = [f"  {m}: " + ABOVE_FLOOR.get(m, "not analysed yet (profile one explain call to see where the time goes).")
            for m in above]
     parts = [header, "", f"Captum: wall time / plain-torch floor (target <= {TARGET_RATIO:.2f})",
              captum.to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
              *(["Above the target, and why:", *why, ""] if why else []),
+             *([] if metrics is None else [
+                 "Evaluation metrics on one map set: wall time / plain-torch floor of the model inputs they evaluate",
+                 metrics.to_string(index=False, float_format=lambda v: f"{v:.3f}"), ""]),
              "Xplique through TorchWrapper vs Captum, same parameters (ratio = Xplique / Captum)",
              xplique.to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
              "Peak RSS growth while streaming maps (first run includes warm-up)",
@@ -292,8 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     captum = bench_captum(handle, images, targets, repeats=args.repeats, scale=args.scale)
     xplique = (pd.DataFrame({"skipped": ["--skip-xplique"]}) if args.skip_xplique
                else bench_xplique(handle, images, targets, repeats=args.repeats))
+    metrics = bench_metrics(handle, images, targets, repeats=args.repeats, seed=args.seed)
     memory = bench_memory(handle, images, targets)
-    sys.stdout.write(format_report(captum, xplique, memory, header))
+    sys.stdout.write(format_report(captum, xplique, memory, header, metrics))
     sys.stdout.write(stage_profile(args.cache_dir))
     return 0
 

@@ -361,28 +361,36 @@ def _sanity_summary(table: pd.DataFrame, keep_steps: bool = False) -> pd.DataFra
 
 
 def _agreement(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
+    """Cross-library agreement; computed (the matched-rule IG reruns Captum) only when the table is not cached.
+
+    ``prov`` names every map set, the models, the attribution settings and the code, all the
+    agreement depends on.
+    """
     from generator.evaluation.agreement import map_agreement
     from generator.evaluation.summary import summarise
 
-    rows = []
-    for trained in run.models:
-        for captum, xplique in AGREEMENT_PAIRS:
-            a, b = out.maps.get((trained.name, captum)), out.maps.get((trained.name, xplique))
-            if a is None or b is None or a.maps is None or b.maps is None:
-                continue
-            frame = map_agreement(np.asarray(a.maps), np.asarray(b.maps))
-            rows.append(frame.assign(model=trained.name, method=f"{captum} vs {xplique}"))
-    rows += _matched_ig_agreement(run, out)
-    if not rows:
+    def present(model: str, method: str) -> bool:
+        found = out.maps.get((model, method))
+        return found is not None and found.maps is not None
+
+    pairs = [(trained.name, captum, xplique) for trained in run.models for captum, xplique in AGREEMENT_PAIRS
+             if present(trained.name, captum) and present(trained.name, xplique)]
+    matched = [t for t in run.models if t.framework == "torch" and present(t.name, "xplique.integrated_gradients")]
+    if not pairs and not matched:
         return
-    per_sample = pd.concat(rows, ignore_index=True)
+
+    def per_sample() -> pd.DataFrame:
+        rows = [map_agreement(np.asarray(out.maps[(model, captum)].maps), np.asarray(out.maps[(model, xplique)].maps))
+                .assign(model=model, method=f"{captum} vs {xplique}") for model, captum, xplique in pairs]
+        return pd.concat(rows + _matched_ig_agreement(run, out, matched), ignore_index=True)
+
     run.publisher.table("tab-agreement", title="Cross-library agreement",
                         caption="Agreement between the Captum and Xplique maps of the same method on the same images "
                                 "and model: Spearman and Pearson correlation, cosine similarity and the overlap of the "
                                 "top 10% pixels of |maps|; mean with 95% bootstrap intervals. Differences in defaults "
                                 "(integration rule, occlusion averaging vs summing, SmoothGrad absolute values) are "
                                 "listed on the methods page.", page="evaluation.md", provenance=prov,
-                        make=lambda: summarise(per_sample, by=["model", "method"],
+                        make=lambda: summarise(per_sample(), by=["model", "method"],
                                                value_cols=["spearman", "pearson", "cosine", "topk_intersection"],
                                                seed=run.config.seed))
 
@@ -390,8 +398,9 @@ def _agreement(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
 IG_METHODS = ("captum.integrated_gradients", "xplique.integrated_gradients")
 
 
-def _matched_ig_agreement(run: Run, out: Explanations) -> list[pd.DataFrame]:
-    """Captum IG recomputed with Xplique's rule (trapezoid, scaled by n/(n-1)) against Xplique IG.
+def _matched_ig_agreement(run: Run, out: Explanations, models: list[Any]) -> list[pd.DataFrame]:
+    """Captum IG recomputed with Xplique's rule (trapezoid, scaled by n/(n-1)) against Xplique IG, per model
+    of ``models`` (PyTorch models with Xplique IG maps).
 
     With the same integration rule the two libraries should agree to float32 precision;
     the default comparison above mixes Gauss-Legendre (Captum) and trapezoid (Xplique).
@@ -402,10 +411,8 @@ def _matched_ig_agreement(run: Run, out: Explanations) -> list[pd.DataFrame]:
 
     method = "xplique.integrated_gradients"
     frames = []
-    for trained in run.models:
-        xplique = out.maps.get((trained.name, method))
-        if xplique is None or xplique.maps is None or trained.framework != "torch":
-            continue
+    for trained in models:
+        xplique = out.maps[(trained.name, method)]
         params = {**_defaults(method), **run.config.attribution.params.get(method, {})}
         steps = int(params["steps"])
         handle = handle_for(run.config, trained)
