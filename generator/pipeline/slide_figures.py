@@ -15,11 +15,10 @@ rebuild writes nothing.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-
-import json
 
 import numpy as np
 
@@ -111,7 +110,8 @@ def _galleries(run: Run) -> dict[str, list[SlideFigure]]:
                         "predictions": run.predictions[trained.name].key, "labels": labels}
                 check = _write(run, name, prov, lambda maps=maps, chunk=chunk, labels=labels: gallery(
                     images, maps, {m: REGISTRY[m].signed for m in chunk}, labels,
-                    titles={m: REGISTRY[m].title for m in chunk}, title_rotation=0), size=(4.4 + 1.15 * (len(chunk) + 1), 4.8))
+                    titles={m: REGISTRY[m].title for m in chunk}, title_rotation=0),
+                    size=(4.4 + 1.15 * (len(chunk) + 1), 4.8))
                 part = f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""
                 found.setdefault(source, []).append(SlideFigure(
                     f"figures/{name}.png", source, part,
