@@ -63,8 +63,9 @@ def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
     """Per-sample quality scores of one method's maps: faithfulness, complexity, localisation.
 
     The :data:`EXPENSIVE_METRICS` are computed on the ``evaluated`` rows of ``chosen`` only (NaN on the
-    others); the scores of an image do not depend on which other images are evaluated, except
-    MuFidelity's and infidelity's seeded perturbations, which are drawn per call.
+    others). An image's scores do not depend on which other images are evaluated (MuFidelity draws the
+    same pixel subsets for every image), except infidelity's: its seeded perturbations are drawn per
+    chunk of :data:`INFIDELITY_CHUNK` images.
     """
     steps = config.attribution.deletion_steps
     key = evaluation_key(cache, config, maps.key, chosen)

@@ -172,8 +172,8 @@ def test_a_method_parameter_recomputes_that_method_only(audit):
 
 
 def test_an_evaluation_budget_keeps_the_maps_and_scores_a_stratified_subsample(audit):
-    """``attribution.budget.evaluation_images``: the maps stay (no attribution recomputed); deletion and
-    insertion cover the subsample with the scores those images had before, NaN elsewhere; the scores that
+    """``attribution.budget.evaluation_images``: the maps stay (no attribution recomputed); deletion,
+    insertion and MuFidelity cover the subsample with the scores those images had before, NaN elsewhere; the scores that
     read the map alone cover every image; the summary's n says how many images each score rests on."""
     before = audit.scores()
     audit.build(ig_steps=4, evaluation_images=3)
@@ -183,7 +183,7 @@ def test_an_evaluation_budget_keeps_the_maps_and_scores_a_stratified_subsample(a
     assert len(subset) == 3 and subset["tone"].nunique() == min(3, chosen["tone"].nunique())  # one per band first
     after = audit.scores()
     inside = after.index.get_level_values("image_id").isin(subset["image_id"])
-    for metric in ("deletion_auc", "insertion_auc"):
+    for metric in ("deletion_auc", "insertion_auc", "mufidelity"):
         np.testing.assert_allclose(after.loc[inside, metric], before.loc[inside, metric], rtol=1e-5, atol=1e-6)
         assert after.loc[~inside, metric].isna().all(), metric
     pd.testing.assert_series_equal(after["sparseness"], before["sparseness"])
