@@ -2,8 +2,9 @@
 
 One audit of a loaded (class-file) PyTorch model on a CSV dataset is built, then rebuilt after each of
 five changes: one image's pixels replaced under the same file name, one annotation row changed, the
-model file's weights replaced, one method's parameter changed, an evaluation budget set. After each rebuild the test counts the
-new cache entries per stage and compares maps and per-sample scores with the previous build.
+model file's weights replaced, one method's parameter changed, an evaluation budget set. After each
+rebuild the test counts the new cache entries per stage and compares maps and per-sample scores with
+the previous build.
 """
 from __future__ import annotations
 
@@ -173,8 +174,9 @@ def test_a_method_parameter_recomputes_that_method_only(audit):
 
 def test_an_evaluation_budget_keeps_the_maps_and_scores_a_stratified_subsample(audit):
     """``attribution.budget.evaluation_images``: the maps stay (no attribution recomputed); deletion,
-    insertion and MuFidelity cover the subsample with the scores those images had before, NaN elsewhere; the scores that
-    read the map alone cover every image; the summary's n says how many images each score rests on."""
+    insertion and MuFidelity cover the subsample with the scores those images had before, NaN elsewhere;
+    the scores that read the map alone cover every image; the summary's n says how many images each
+    score rests on."""
     before = audit.scores()
     audit.build(ig_steps=4, evaluation_images=3)
     assert audit.new.get("attribution", 0) == 0 and audit.new.get("evaluation") == len(METHODS)
