@@ -23,8 +23,8 @@ from matplotlib.text import Text
 
 from generator.figures.export import STYLE
 
-__all__ = ["MIN_FONT_PT", "MIN_FONT_PX", "MIN_SLIDE_TEXT_PX", "OVERLAP_TOLERANCE_PX", "SLIDE_DPI", "SLIDE_SIZE_IN", "SlideCheck", "check_slide_figure",
-           "for_slides", "slide_png", "smallest_font_pt", "text_overlaps"]
+__all__ = ["MIN_FONT_PT", "MIN_FONT_PX", "MIN_SLIDE_TEXT_PX", "OVERLAP_TOLERANCE_PX", "SLIDE_DPI", "SLIDE_SIZE_IN",
+           "SlideCheck", "check_slide_figure", "for_slides", "slide_png", "smallest_font_pt", "text_overlaps"]
 
 SLIDE_SIZE_IN = (12.8, 4.8)
 SLIDE_DPI = 100
@@ -33,6 +33,8 @@ MIN_FONT_PX = MIN_FONT_PT * SLIDE_DPI / 72.0  # about 15 px
 MIN_SLIDE_TEXT_PX = 14.0
 """The smallest text a slide may show, figure text included, in pixels of a 1280 x 720 slide (reveal.js
 scales the whole slide to the screen; its margin and a figure shrunk to fit take the 15 px down a little)."""
+OVERLAP_TOLERANCE_PX = 2.0
+"""Text boxes include the line's ascent and descent: boxes that touch by this much leave the glyphs apart."""
 
 
 def for_slides(fig: Figure, *, size: tuple[float, float] = SLIDE_SIZE_IN, min_pt: float = MIN_FONT_PT) -> Figure:
@@ -61,7 +63,7 @@ def for_slides(fig: Figure, *, size: tuple[float, float] = SLIDE_SIZE_IN, min_pt
 
 def smallest_font_pt(fig: Figure) -> float:
     """The size of the smallest non-empty text of ``fig`` (points), tick labels included, as drawn."""
-    return _measure(fig, OVERLAP_TOLERANCE_PX)[0]
+    return _smallest(_drawn_texts(fig)[0])
 
 
 def slide_png(fig: Figure) -> bytes:
@@ -72,14 +74,10 @@ def slide_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-OVERLAP_TOLERANCE_PX = 2.0
-"""Text boxes include the line's ascent and descent: boxes that touch by this much leave the glyphs apart."""
-
-
 def text_overlaps(fig: Figure, *, tolerance_px: float = OVERLAP_TOLERANCE_PX) -> list[tuple[str, str]]:
     """Pairs of visible texts of ``fig`` whose boxes overlap by more than ``tolerance_px`` in both
     directions, as drawn (a label run into its neighbour is unreadable whatever its size)."""
-    return _measure(fig, tolerance_px)[1]
+    return _overlapping(*_drawn_texts(fig), tolerance_px)
 
 
 @dataclass(frozen=True)
@@ -92,13 +90,13 @@ class SlideCheck:
 
 def check_slide_figure(fig: Figure) -> SlideCheck:
     """The smallest text of ``fig`` in pixels at :data:`SLIDE_DPI` and its overlapping texts (one draw)."""
-    smallest, overlaps = _measure(fig, OVERLAP_TOLERANCE_PX)
-    return SlideCheck(round(smallest * SLIDE_DPI / 72.0, 2), tuple(overlaps))
+    drawn, renderer = _drawn_texts(fig)
+    return SlideCheck(round(_smallest(drawn) * SLIDE_DPI / 72.0, 2),
+                      tuple(_overlapping(drawn, renderer, OVERLAP_TOLERANCE_PX)))
 
 
-def _measure(fig: Figure, tolerance_px: float) -> tuple[float, list[tuple[str, str]]]:
-    """Draw ``fig`` once on a raster canvas; the smallest drawn text (pt) and the pairs of drawn texts
-    whose (rotated) boxes overlap by more than ``tolerance_px``."""
+def _drawn_texts(fig: Figure) -> tuple[list[Text], Any]:
+    """Draw ``fig`` once on a raster canvas; the non-empty texts it really drew, and the renderer."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     drawn: list[Text] = []
@@ -115,11 +113,18 @@ def _measure(fig: Figure, tolerance_px: float) -> tuple[float, list[tuple[str, s
         canvas.draw()
     finally:
         Text.draw = draw  # type: ignore[method-assign]
-    renderer = canvas.get_renderer()
-    boxes = [(t.get_text(), _corners(t, renderer)) for t in drawn]
-    found = [(text_a, text_b) for i, (text_a, a) in enumerate(boxes) for text_b, b in boxes[i + 1:]
-             if _overlap(a, b) > tolerance_px]
-    return min((t.get_fontsize() for t in drawn), default=float("inf")), found
+    return drawn, canvas.get_renderer()
+
+
+def _smallest(texts: list[Text]) -> float:
+    return min((t.get_fontsize() for t in texts), default=float("inf"))
+
+
+def _overlapping(texts: list[Text], renderer: Any, tolerance_px: float) -> list[tuple[str, str]]:
+    """Pairs of ``texts`` whose (rotated) boxes overlap by more than ``tolerance_px``."""
+    boxes = [(t.get_text(), _corners(t, renderer)) for t in texts]
+    return [(text_a, text_b) for i, (text_a, a) in enumerate(boxes) for text_b, b in boxes[i + 1:]
+            if _overlap(a, b) > tolerance_px]
 
 
 def _corners(text: Text, renderer: Any) -> np.ndarray:

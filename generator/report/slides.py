@@ -196,10 +196,11 @@ def _ece_takeaway(table: TableArtifact | None) -> str:
     if frame.empty:
         return ""
     worst, best = frame.loc[frame["ece"].idxmax()], frame.loc[frame["ece"].idxmin()]
-    return (f"Expected calibration error {worst.ece:.3f} on {worst.group} against {best.ece:.3f} on {best.group} "
-            f"(n = {int(worst.n)} each).") if worst.n == best.n else (
-        f"Expected calibration error {worst.ece:.3f} on {worst.group} (n = {int(worst.n)}) against "
-        f"{best.ece:.3f} on {best.group} (n = {int(best.n)}).")
+    if worst.n == best.n:
+        return (f"Expected calibration error {worst.ece:.3f} on {worst.group} against {best.ece:.3f} on "
+                f"{best.group} (n = {int(worst.n)} each).")
+    return (f"Expected calibration error {worst.ece:.3f} on {worst.group} (n = {int(worst.n)}) against "
+            f"{best.ece:.3f} on {best.group} (n = {int(best.n)}).")
 
 
 def _fpr_takeaway(table: TableArtifact | None) -> str:
@@ -430,10 +431,9 @@ def _replicate_notes(found: dict[str, Any]) -> str:
 
 
 def _shortcut_notes(table: TableArtifact | None) -> str:
-    if table is None:
+    overall = _overall(table)
+    if overall is None:
         return ""
-    frame = table.frame
-    overall = frame[frame["skin_tone"] == "all"] if "skin_tone" in frame else frame
     detected = int(overall["detected"].astype(bool).sum())
     return (f"{detected} of {len(overall)} methods put significantly more attribution on the corner mark for the "
             "biased model than for the fair one, on the same images. This is the test that matters: we planted the "
