@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--config", required=True, metavar="FILE", help="YAML config (see data/configs/)")
     build.add_argument("--no-site", action="store_true", help="write pages and deck but do not run mkdocs")
     build.add_argument("--slides-pdf", action="store_true", help="also export the deck to PDF (needs chromium)")
+    build.add_argument("--engine", choices=("local", "ray"), help="where the maps are computed (execution.engine)")
+    build.add_argument("--workers", type=int, metavar="N", help="local worker processes, or CPUs of a local Ray "
+                                                              "cluster (execution.workers)")
+    build.add_argument("--address", metavar="ADDR", help="Ray cluster to join: auto or HOST:PORT (execution.address)")
     build.add_argument("-v", "--verbose", action="count", default=0,
                        help="log each stage and its time; -v -v also shows TensorFlow's and fontTools' own logs")
     check = commands.add_parser("check", help="validate a config and exit",
@@ -101,11 +105,24 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from generator.pipeline.build import build
 
+    config = _with_execution(config, args)
     result = build(config, site=not args.no_site, slides_pdf=True if args.slides_pdf else None)
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     print(f"results: {result.results_dir}  deck: {result.deck_html}  site: {result.site_dir or '(not built)'}")
     print(f"time: {parts}")
     return 0
+
+
+def _with_execution(config, args: argparse.Namespace):
+    """The config with ``execution`` overridden by --engine, --workers and --address (checked like the file)."""
+    from generator.config import parse_config
+
+    given = {key: getattr(args, key) for key in ("engine", "workers", "address") if getattr(args, key) is not None}
+    if not given:
+        return config
+    raw = config.model_dump(mode="python")
+    raw["execution"] = {**raw["execution"], **given}
+    return parse_config(raw, source=f"{args.config} with --{' --'.join(given)}")
 
 
 def _layers(config, only: str | None) -> int:

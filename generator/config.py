@@ -399,6 +399,23 @@ class ReportConfig(_Strict):
         return value if value.endswith("/") else value + "/"
 
 
+class ExecutionConfig(_Strict):
+    """Where the attribution maps are computed (see :mod:`generator.pipeline.executor`); results do not change."""
+
+    engine: Literal["local", "ray"] = Field("local", description=(
+        "local: this machine (one worker: the build process itself); ray: a Ray cluster"))
+    workers: int = Field(1, ge=1, le=1024, description=(
+        "local: worker processes; ray without an address: CPUs of the local cluster it starts"))
+    address: str | None = Field(None, description="ray: the cluster to join ('auto' or HOST:PORT); unset: start one")
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> "ExecutionConfig":
+        if self.address is not None and self.engine != "ray":
+            raise ValueError(f"execution.address {self.address!r} is only read with engine: ray "
+                             f"(engine is {self.engine!r})")
+        return self
+
+
 class OutputConfig(_Strict):
     """Where results go. Relative paths are taken from the current working directory."""
 
@@ -431,6 +448,7 @@ class Config(_Strict):
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     verification: VerificationConfig = Field(default_factory=VerificationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -515,10 +533,11 @@ def parse_config(raw: Any, *, source: str = "<config>") -> Config:
 def config_hash(config: Config) -> str:
     """A short, stable hash of every setting that can change a result.
 
-    ``output`` (where files go) is left out and input files count by their content:
+    ``output`` (where files go) and ``execution`` (where maps are computed) are left out, and
+    input files count by their content:
     the same settings and data in another folder give the same numbers and the same hash.
     """
-    settings = config.model_dump(mode="json", exclude={"output"})
+    settings = config.model_dump(mode="json", exclude={"output", "execution"})
     table = config.verification.pairs_table
     if table is not None:  # identify an input file by its content, not by where it lies
         settings["verification"]["pairs_table"] = file_sha256(table)

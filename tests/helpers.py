@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 from generator.config import Config, parse_config
 
@@ -101,3 +105,47 @@ def copy_site_sources(workdir: Path) -> None:
     shutil.copy2(ROOT / "mkdocs.yml", workdir / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", workdir / "docs", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("results", "real-faces", "vendor"))
+
+
+# A small whole build run as a user runs it (a subprocess), and the result files it writes.
+COMPARED = (".csv", ".png", ".svg", ".pdf")
+
+
+def write_small_config(workdir: Path) -> Path:
+    """A config file for a small whole build (tiny_config, smaller): three methods, no Keras twins, no pairs table."""
+    copy_site_sources(workdir)
+    raw = {
+        "seed": 3,
+        "dataset": {"synthetic": {"image_size": 48, "images_per_identity": 10,
+                                  "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}},
+        "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": False},
+                   {"name": "biased", "train_split": "train_biased", "keras_twin": False}],
+        "training": {"epochs": 2, "width": 8, "batch_size": 32},
+        "attribution": {"methods": ["captum.saliency", "captum.gradcam", "xplique.saliency"],
+                        "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
+                        "sanity_methods": ["captum.saliency"], "sanity_images": 3},
+        "report": {"samples_per_group": 2, "title": "Kill and resume"},
+        "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
+                   "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
+                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},
+    }
+    config = workdir / "cfg.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return config
+
+
+def command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "generator", "build", "--config", str(config), "--no-site"]
+
+
+def run_build(config: Path, log: Path) -> None:
+    with open(log, "w") as out:
+        done = subprocess.run(command(config), check=False, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+    assert done.returncode == 0, log.read_text()[-3000:]
+
+
+def result_files(results: Path) -> dict[str, bytes]:
+    return {p.relative_to(results).as_posix(): p.read_bytes()
+            for p in sorted(results.rglob("*")) if p.is_file() and p.suffix in COMPARED}
+
+

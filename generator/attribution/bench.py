@@ -103,8 +103,10 @@ def _once(work: Callable[[], object], device: torch.device) -> float:
 def _floor(model: torch.nn.Module, layer: torch.nn.Module, kind: str, n_inputs: int, chunk: int,
            size: int) -> None:
     """Run ``n_inputs`` passes of the given kind in chunks of ``chunk`` inputs (the plain-torch floor)."""
-    device = next(model.parameters()).device
-    x = torch.rand(chunk, 3, size, size, device=device) * 2 - 1
+    weight = next(model.parameters())
+    memory = torch.channels_last if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format  # the floor's inputs in the layout the handle gives the model
+    x = (torch.rand(chunk, 3, size, size, device=weight.device) * 2 - 1).contiguous(memory_format=memory)
     for start in range(0, n_inputs, chunk):
         batch = x[:min(chunk, n_inputs - start)]
         if kind == "forward":
@@ -331,7 +333,7 @@ def _setup(n_images: int, size: int, seed: int) -> tuple[ModelHandle, np.ndarray
         model = SmallCNN()
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n_images, size, size, 3), dtype=np.uint8)
-    return torch_handle("bench", model), images, rng.integers(0, 2, n_images)
+    return torch_handle("bench", model, channels_last=True), images, rng.integers(0, 2, n_images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

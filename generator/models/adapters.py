@@ -110,6 +110,10 @@ class LoadedModel:
     check : dict
         Conversion check of an ONNX model: ``max_abs_diff`` against onnxruntime, ``tolerance``,
         ``probe_images``, ``reference``; empty for the other kinds.
+    channels_last : bool
+        The handle keeps the network and its inputs in channels-last memory (faster convolutions,
+        see :func:`~generator.attribution.handles.torch_handle`): torchvision models, whose
+        ``forward`` is known not to ``view()`` a feature map; a user's own class keeps the default.
     """
 
     name: str
@@ -122,6 +126,7 @@ class LoadedModel:
     outputs: Literal["logits", "probabilities"]
     description: str
     check: dict = field(default_factory=dict)
+    channels_last: bool = False
 
     def handle(self) -> ModelHandle:
         """Return the handle explainers take, with this model's preprocessing and CAM layer.
@@ -148,7 +153,8 @@ class LoadedModel:
         model = copy.deepcopy(self.model)
         if self.outputs == "probabilities":
             model.register_forward_hook(_log_probabilities)
-        return torch_handle(self.name, model, cam_layer=self.cam_layer, preprocessing=self.preprocessing)
+        return torch_handle(self.name, model, cam_layer=self.cam_layer, preprocessing=self.preprocessing,
+                            channels_last=self.channels_last)
 
 
 class _Read(NamedTuple):
@@ -201,7 +207,8 @@ def load_model(spec: Any) -> LoadedModel:
     cam_layer = _cam_layer(spec, name, framework, read.model, read.preprocessing)
     digest = _content_hash(read.files)
     return LoadedModel(name, framework, read.model, read.preprocessing, num_classes, cam_layer, digest, scores,
-                       f"{read.summary}, {num_classes} classes ({scores}), sha256 {digest}", read.check)
+                       f"{read.summary}, {num_classes} classes ({scores}), sha256 {digest}", read.check,
+                       channels_last=kind == "torchvision")
 
 
 def check_model(loaded: LoadedModel, label_names: Sequence[str]) -> None:

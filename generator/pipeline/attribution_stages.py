@@ -1,26 +1,33 @@
 """Cached stages of the explanation part: the selected images and their maps.
 
 Maps are computed once per model x method x image set and streamed to disk chunk
-by chunk (memory stays flat as the number of images grows). The per-sample
+by chunk (memory stays flat as the number of images grows). An interrupted map set
+resumes at the chunk where it stopped: each chunk is reseeded by its explainer, so the
+resumed maps are the bytes an uninterrupted run writes. The per-sample
 evaluation of a method's maps is a stage of its own, so that changing an
 evaluation setting does not recompute the maps.
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from generator.config import Config
+from generator.fileio import atomic_write_text
 from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.executor import MapFeed
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
 __all__ = ["MapSet", "attribution_key", "attribution_stage", "select_stage"]
+
+log = logging.getLogger(__name__)
 
 ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.models.adapters",
                     "generator.pipeline.attribution_stages")
@@ -137,10 +144,13 @@ def attribution_key(cache: Cache, config: Config, faces: Faces, trained: Trained
 
 def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
                       targets: np.ndarray, method: str, twin_path: Path | None,
-                      progress: Callable[[int], object] | None = None) -> MapSet:
+                      progress: Callable[[int], object] | None = None, feed: MapFeed | None = None) -> MapSet:
     """Maps of ``method`` for the chosen images on one model (predicted class as target).
 
-    ``progress(n)`` is called as each chunk of ``n`` images is explained (not when cached).
+    ``progress(n)`` is called as each chunk of ``n`` images is explained (not when cached), and
+    once with the number of images an interrupted earlier run had already explained. With a
+    ``feed`` (see :mod:`generator.pipeline.executor`), the maps come from its tasks, computed by
+    workers; without one, or when the feed has no task for this map set, they are computed here.
     """
     params = dict(config.attribution.params.get(method, {}))
     framework, skipped = _framework(method, trained, twin_path)
@@ -150,10 +160,11 @@ def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: Train
         meta: dict[str, Any] = {"framework": framework, "skipped": skipped, "caption": "", "check": {}}
         if not skipped:
             meta.update(_explain_to_disk(config, trained, framework, twin_path, method, params,
-                                         faces.images[chosen["row"].to_numpy()], targets, folder, progress))
+                                         faces.images[chosen["row"].to_numpy()], targets, folder, progress,
+                                         feed.maps(key, resume_point(folder, len(chosen))) if feed else None))
         (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
 
-    entry = cache.get_or_compute("attribution", key, compute)
+    entry = cache.get_or_compute("attribution", key, compute, resumable=True)
     meta = json.loads((entry / "meta.json").read_text())
     maps = np.load(entry / "maps.npy", mmap_mode="r") if (entry / "maps.npy").is_file() else None
     return MapSet(trained.name, method, key, maps, meta["caption"], meta["framework"], meta["skipped"],
@@ -162,8 +173,10 @@ def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: Train
 
 def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,
                      params: dict[str, Any], images: np.ndarray, targets: np.ndarray, folder: Path,
-                     progress: Callable[[int], object] | None = None) -> dict[str, Any]:
-    """Run the explainer chunk by chunk, writing straight into a memory-mapped .npy file."""
+                     progress: Callable[[int], object] | None = None,
+                     fed: Iterator[np.ndarray] | None = None) -> dict[str, Any]:
+    """Run the explainer chunk by chunk (or take the chunks ``fed`` by workers), writing straight into a
+    memory-mapped .npy file."""
     from generator.attribution.base import UnsupportedMethod
     from generator.attribution.registry import build_explainer, check_maps
 
@@ -172,15 +185,53 @@ def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin
         explainer = build_explainer(method, handle, params)
     except UnsupportedMethod as reason:
         return {"skipped": str(reason)}
-    start = time.perf_counter()
-    out = np.lib.format.open_memmap(folder / "maps.npy", mode="w+", dtype=np.float32, shape=images.shape[:3])
-    done = 0
-    for chunk in explainer.iter_explain(images, targets):
+    path, ledger = folder / "maps.npy", folder / RESUME
+    done, seconds = _resume_point(path, ledger, images.shape[:3])
+    if done:
+        log.info("resuming %s at image %d of %d", folder.name, done, len(images))
+        if progress is not None:
+            progress(done)
+    out = np.lib.format.open_memmap(path, mode="r+" if done else "w+", dtype=np.float32, shape=images.shape[:3])
+    start = time.perf_counter() - seconds
+    remaining = fed if fed is not None else (
+        explainer.iter_explain(images[done:], targets[done:]) if done < len(images) else ())
+    for chunk in remaining:
         out[done:done + len(chunk)] = chunk
         done += len(chunk)
+        out.flush()  # the maps reach the file before the ledger says they are there
+        atomic_write_text(ledger, json.dumps({"images": done, "seconds": time.perf_counter() - start}))
         if progress is not None:
             progress(len(chunk))
-    out.flush()
+    if done != len(images):
+        raise RuntimeError(f"map set {folder.name}: {done} of {len(images)} images explained")
     check = check_maps(np.asarray(out))
     del out
+    ledger.unlink(missing_ok=True)
     return {"caption": explainer.caption_params(), "check": check, "seconds": time.perf_counter() - start}
+
+
+RESUME = "resume.json"  # in a map set's partial folder: images explained so far and the seconds they took
+
+
+def resume_point(folder: Path, n_images: int) -> int:
+    """The image a map set computing in ``folder`` (its partial folder) continues at."""
+    return _resume_point(folder / "maps.npy", folder / RESUME, (n_images,))[0]
+
+
+def _resume_point(path: Path, ledger: Path, shape: tuple[int, ...]) -> tuple[int, float]:
+    """How many images an interrupted run explained (and in how many seconds); 0 to start afresh.
+
+    ``shape`` is that of the maps, or its first dimensions (the number of images).
+
+    Its chunks are whole explainer chunks (the ledger is written after each), so continuing at
+    that image gives the same chunks, and the same seeds, as an uninterrupted run.
+    """
+    try:
+        record = json.loads(ledger.read_text())
+        done, seconds = int(record["images"]), float(record["seconds"])
+        existing = np.load(path, mmap_mode="r")
+        fits = existing.shape[:len(shape)] == tuple(shape) and existing.dtype == np.float32 and 0 < done <= shape[0]
+        del existing
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0.0
+    return (done, seconds) if fits else (0, 0.0)

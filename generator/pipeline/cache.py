@@ -9,7 +9,11 @@ last, and the folder is then renamed into place. So:
   and removes, and finished entries are reused;
 * an unchanged rerun finds every entry and recomputes nothing;
 * a damaged entry (a file changed, truncated or missing) fails its checksum and is
-  recomputed instead of used.
+  recomputed instead of used;
+* a *resumable* stage (the attribution maps, which can take hours at 224 px) computes in a
+  ``.<key>.partial`` folder that survives an interruption: the next run hands the same folder
+  back, and the stage continues from what it recorded there (see
+  :func:`generator.pipeline.attribution_stages.attribution_stage`).
 """
 from __future__ import annotations
 
@@ -99,11 +103,16 @@ class Cache:
                 return False
         return True
 
-    def get_or_compute(self, stage: str, key: str, compute: Callable[[Path], None]) -> Path:
+    def get_or_compute(self, stage: str, key: str, compute: Callable[[Path], None], *,
+                       resumable: bool = False) -> Path:
         """Return the entry folder, computing it with ``compute(tmp_dir)`` if needed.
 
         ``compute`` writes its files into the folder it is given; the folder is
         sealed (checksums recorded) and renamed into place only after it returns.
+        With ``resumable``, the folder is ``.<key>.partial`` and is kept when ``compute``
+        is interrupted (an exception, a kill): the next call gives ``compute`` the same
+        folder with whatever it wrote, so that it can continue; it is removed only once
+        the entry is sealed.
         """
         entry = self.path(stage, key)
         if self.is_valid(stage, key):
@@ -112,7 +121,11 @@ class Cache:
         self.computed[stage] = self.computed.get(stage, 0) + 1
         entry.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale(entry)
-        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key}.", suffix=".tmp"))
+        if resumable:
+            tmp = self.partial(stage, key)
+            tmp.mkdir(exist_ok=True)
+        else:
+            tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key}.", suffix=".tmp"))
         try:
             compute(tmp)
             self._seal(tmp)
@@ -120,9 +133,13 @@ class Cache:
                 shutil.rmtree(entry)
             os.replace(tmp, entry)
         finally:
-            if tmp.exists():
+            if tmp.exists() and not resumable:
                 shutil.rmtree(tmp, ignore_errors=True)
         return entry
+
+    def partial(self, stage: str, key: str) -> Path:
+        """The folder a resumable computation of ``stage`` / ``key`` works in until it is sealed."""
+        return self.root / stage / f".{key}.partial"
 
     def _seal(self, folder: Path) -> None:
         files = {

@@ -18,6 +18,7 @@ from generator.pipeline.attribution_stages import (
 )
 from generator.pipeline.cache import code_hash
 from generator.pipeline.evaluation_stage import evaluated, evaluation_key, evaluation_stage
+from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, make_executor
 from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
@@ -64,31 +65,40 @@ def attribution_results(run: Run) -> Explanations:
     plan = _plan(run, chosen)
     if plan.to_compute:
         notify(plan.summary())
+    tasks = _tasks(run, chosen, plan) if config.execution.engine == "ray" or config.execution.workers > 1 else []
+    executor = make_executor(config.execution) if tasks else None
+    feed = MapFeed(executor, tasks) if executor is not None else None
+    if executor is not None:
+        notify(f"  maps: {len(tasks)} tasks {executor.describe()}")
     items = {(m.model, m.method): m for m in plan.map_sets}
-    with progress_bar(len(chosen) * len(plan.to_compute), "explain + evaluate", unit="image") as bar:
-        for trained in run.models:
-            targets = _targets(run, trained.name, chosen)
-            twin = run.twins.get(trained.name, {}).get("path")
-            for method in config.attribution.methods:
-                item, start, counted = items[(trained.name, method)], time.perf_counter(), [0]
+    try:
+        with progress_bar(len(chosen) * len(plan.to_compute), "explain + evaluate", unit="image") as bar:
+            for trained in run.models:
+                targets = _targets(run, trained.name, chosen)
+                twin = run.twins.get(trained.name, {}).get("path")
+                for method in config.attribution.methods:
+                    item, start, counted = items[(trained.name, method)], time.perf_counter(), [0]
 
-                def advance(n: int, counted: list[int] = counted) -> None:
-                    counted[0] += n
-                    bar.update(n)
+                    def advance(n: int, counted: list[int] = counted) -> None:
+                        counted[0] += n
+                        bar.update(n)
 
-                maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin,
-                                         progress=advance)
-                out.maps[(trained.name, method)] = maps
-                reason = maps.skipped or _invalid(maps)
-                if reason:
-                    skipped.append({"model": trained.name, "method": method, "reason": reason})
-                else:
-                    table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
-                    evaluations.append(table.assign(model=trained.name, method=method))
-                if not item.cached:
-                    bar.update(len(chosen) - counted[0])
-                    plan.record(item, time.perf_counter() - start)
-                    bar.set_postfix_str(plan.eta())
+                    maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin,
+                                             progress=advance, feed=feed)
+                    out.maps[(trained.name, method)] = maps
+                    reason = maps.skipped or _invalid(maps)
+                    if reason:
+                        skipped.append({"model": trained.name, "method": method, "reason": reason})
+                    else:
+                        table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
+                        evaluations.append(table.assign(model=trained.name, method=method))
+                    if not item.cached:
+                        bar.update(len(chosen) - counted[0])
+                        plan.record(item, time.perf_counter() - start)
+                        bar.set_postfix_str(plan.eta())
+    finally:
+        if executor is not None:
+            executor.close()
     groups = chosen[["image_id", "reason", *group_by(config, run.faces)]]
     out.per_sample = pd.concat(evaluations, ignore_index=True).merge(groups, on="image_id", how="left")
     out.skipped = pd.DataFrame(skipped, columns=["model", "method", "reason"])
@@ -133,6 +143,30 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
                             + n_evaluated * metric_passes(item.method, params, size, steps, share) * forward)
         plan.shared_seconds[trained.name] = n_evaluated * SHARED_PASSES * forward
     return plan
+
+
+def _tasks(run: Run, chosen: pd.DataFrame, plan: Plan) -> list[ChunkTask]:
+    """The worker tasks of every map set the loop will compute, in its order, each from its resume point."""
+    from generator.pipeline.attribution_stages import _framework, resume_point
+
+    config, cache = run.config, run.cache
+    images = run.faces.images[chosen["row"].to_numpy()]
+    todo = {(m.model, m.method) for m in plan.map_sets if not m.cached}
+    tasks: list[ChunkTask] = []
+    for trained in run.models:
+        targets = _targets(run, trained.name, chosen)
+        twin = run.twins.get(trained.name, {}).get("path")
+        for method in config.attribution.methods:
+            if (trained.name, method) not in todo:
+                continue
+            key = attribution_key(cache, config, run.faces, trained, chosen, targets, method, twin)
+            framework, skipped = _framework(method, trained, twin)
+            if skipped or cache.is_done("attribution", key):
+                continue
+            start = resume_point(cache.partial("attribution", key), len(chosen))
+            tasks += chunk_tasks(key, config, trained, framework, twin, method,
+                                 dict(config.attribution.params.get(method, {})), images, targets, start)
+    return tasks
 
 
 def _evaluated(cache, key: str) -> bool:

@@ -29,6 +29,8 @@ from scipy import stats as sps
 from generator.config import Config
 from generator.pipeline.attribution_stages import ATTRIBUTION_CODE, _framework
 from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.executor import Executor, MapFeed, chunk_tasks, make_executor
+from generator.pipeline.plan import notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 from generator.pipeline.state import Run
@@ -51,21 +53,31 @@ class ReplicatePair:
     twins: dict[str, Path | None]
 
 
+def shares_key(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
+               targets: np.ndarray, method: str, twin_path: Path | None) -> str:
+    """The cache key of one method's region shares: the model's key, the dataset's key, the images (ids)
+    and their targets, the method, its parameters and framework, and the code."""
+    params = dict(config.attribution.params.get(method, {}))
+    framework, _ = _framework(method, trained, twin_path)
+    ids = faces.table["image_id"].to_numpy()[rows].tolist()
+    return cache.key("shares", {"method": method, "params": params, "framework": framework, "images": ids,
+                                "targets": targets.tolist(), "code": code_hash(*SHARES_CODE)},
+                     (trained.key, faces.key))
+
+
 def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
-                 targets: np.ndarray, method: str, twin_path: Path | None) -> pd.DataFrame | None:
+                 targets: np.ndarray, method: str, twin_path: Path | None,
+                 feed: MapFeed | None = None) -> pd.DataFrame | None:
     """Region shares of ``method``'s maps on the evaluation images ``rows`` (None when the method cannot run).
 
-    The key names every input: the model's key, the dataset's key, the images (ids) and their
-    targets, the method, its parameters and framework, and the code.
+    The key (:func:`shares_key`) names every input. With a ``feed``, the maps come from its
+    worker tasks (see :mod:`generator.pipeline.executor`).
     """
     params = dict(config.attribution.params.get(method, {}))
     framework, skipped = _framework(method, trained, twin_path)
     if skipped:
         return None
-    ids = faces.table["image_id"].to_numpy()[rows].tolist()
-    key = cache.key("shares", {"method": method, "params": params, "framework": framework, "images": ids,
-                               "targets": targets.tolist(), "code": code_hash(*SHARES_CODE)},
-                    (trained.key, faces.key))
+    key = shares_key(cache, config, faces, trained, rows, targets, method, twin_path)
 
     def compute(folder: Path) -> None:
         from generator.analysis.regions import region_share_table
@@ -80,7 +92,8 @@ def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMod
             (folder / "meta.json").write_text(json.dumps({"skipped": str(reason)}))
             return
         frames, done = [], 0
-        for chunk in explainer.iter_explain(faces.images[rows], targets):
+        fed = feed.maps(key, 0) if feed is not None else None
+        for chunk in fed if fed is not None else explainer.iter_explain(faces.images[rows], targets):
             part = rows[done:done + len(chunk)]
             meta = pd.DataFrame({"image_id": faces.table["image_id"].to_numpy()[part]})
             frames.append(region_share_table(chunk, faces.masks[part], REGIONS, meta))
@@ -180,39 +193,72 @@ def replicate_results(run: Run, pairs: list[ReplicatePair]) -> dict[str, Any]:
 
 def _tests(run: Run, pairs: list[ReplicatePair], rows: np.ndarray, methods: list[str],
            titles: dict[str, str]) -> pd.DataFrame:
-    from generator.analysis.compare import compare_models_on_region
-
     frames = []
-    with progress_bar(len(pairs) * 2 * len(methods), f"shortcut test, {len(pairs)} draws x {len(rows)} images",
-                      unit="map set") as bar:
-        for pair in pairs:
-            shares = []
-            for trained in (pair.fair, pair.biased):
-                targets = _targets(run, trained, rows)
-                for method in methods:
-                    found = shares_stage(run.cache, run.config, run.faces, trained, rows, targets, method,
-                                         pair.twins.get(trained.name))
-                    bar.update(1)
-                    if found is not None:
-                        shares.append(found.assign(model=trained.config.name, method=method))
-            if not shares:
-                continue
-            long = pd.concat(shares, ignore_index=True)
-            compared = compare_models_on_region(long, region="cue", model_a=pair.fair.config.name,
-                                                model_b=pair.biased.config.name, seed=run.config.seed,
-                                                n_permutations=REPLICATE_N_PERMUTATIONS, method_labels=titles,
-                                                region_label="corner mark")
-            spread = _paired_spread(long, pair)
-            compared = compared.merge(spread, on="method", how="left")
-            m = int(compared["p_value"].notna().sum())
-            compared["min_detectable"] = [detectable_effect(int(n), m) * sd if n >= 2 else np.nan
-                                          for n, sd in zip(compared["n"], compared["sd"])]
-            frames.append(compared.drop(columns=["sentence", "region"]).assign(replicate=pair.replicate,
-                                                                                seed=run.config.seed + pair.replicate))
+    executor, feed = _feed(run, pairs, rows, methods)
+    try:
+        with progress_bar(len(pairs) * 2 * len(methods), f"shortcut test, {len(pairs)} draws x {len(rows)} images",
+                          unit="map set") as bar:
+            for pair in pairs:
+                shares = []
+                for trained in (pair.fair, pair.biased):
+                    targets = _targets(run, trained, rows)
+                    for method in methods:
+                        found = shares_stage(run.cache, run.config, run.faces, trained, rows, targets, method,
+                                             pair.twins.get(trained.name), feed)
+                        bar.update(1)
+                        if found is not None:
+                            shares.append(found.assign(model=trained.config.name, method=method))
+                frames += _compared(run, pair, shares, titles)
+    finally:
+        if executor is not None:
+            executor.close()
     table = pd.concat(frames, ignore_index=True)
     table["d"] = table["difference"] / table["sd"]
     first = ["replicate", "seed", "method"]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+def _feed(run: Run, pairs: list[ReplicatePair], rows: np.ndarray,
+          methods: list[str]) -> tuple[Executor | None, MapFeed | None]:
+    """Worker tasks for every shares entry still to compute (none without workers or Ray)."""
+    config = run.config
+    if config.execution.engine == "local" and config.execution.workers == 1:
+        return None, None
+    tasks = []
+    for pair in pairs:
+        for trained in (pair.fair, pair.biased):
+            targets, twin = _targets(run, trained, rows), pair.twins.get(trained.name)
+            for method in methods:
+                framework, skipped = _framework(method, trained, twin)
+                key = shares_key(run.cache, config, run.faces, trained, rows, targets, method, twin)
+                if not skipped and not run.cache.is_done("shares", key):
+                    tasks += chunk_tasks(key, config, trained, framework, twin, method,
+                                         dict(config.attribution.params.get(method, {})), run.faces.images[rows],
+                                         targets)
+    if not tasks:
+        return None, None
+    executor = make_executor(config.execution)
+    notify(f"shortcut test over training draws: {len(tasks)} tasks {executor.describe()}")
+    return executor, MapFeed(executor, tasks)
+
+
+def _compared(run: Run, pair: ReplicatePair, shares: list[pd.DataFrame], titles: dict[str, str]) -> list[pd.DataFrame]:
+    """The shortcut test of one training draw (empty when no method ran)."""
+    from generator.analysis.compare import compare_models_on_region
+
+    if not shares:
+        return []
+    long = pd.concat(shares, ignore_index=True)
+    compared = compare_models_on_region(long, region="cue", model_a=pair.fair.config.name,
+                                        model_b=pair.biased.config.name, seed=run.config.seed,
+                                        n_permutations=REPLICATE_N_PERMUTATIONS, method_labels=titles,
+                                        region_label="corner mark")
+    compared = compared.merge(_paired_spread(long, pair), on="method", how="left")
+    m = int(compared["p_value"].notna().sum())
+    compared["min_detectable"] = [detectable_effect(int(n), m) * sd if n >= 2 else np.nan
+                                  for n, sd in zip(compared["n"], compared["sd"])]
+    return [compared.drop(columns=["sentence", "region"]).assign(replicate=pair.replicate,
+                                                                 seed=run.config.seed + pair.replicate)]
 
 
 def _paired_spread(long: pd.DataFrame, pair: ReplicatePair) -> pd.DataFrame:

@@ -349,7 +349,8 @@ def handle_for(config: Config, trained: TrainedModel, framework: str | None = No
     from generator.models.nets import SmallCNN
 
     if framework in (None, "torch"):
-        return torch_handle(trained.name, load_trained(trained, config), cam_layer=SmallCNN.cam_layer_name)
+        return torch_handle(trained.name, load_trained(trained, config), cam_layer=SmallCNN.cam_layer_name,
+                            channels_last=True)
     from generator.models.keras_twin import keras_layer_name, load_keras
 
     return keras_handle(trained.name, load_keras(twin_path), cam_layer=keras_layer_name(SmallCNN.cam_layer_name))

@@ -195,8 +195,9 @@ configuration, seed and package versions give the same tables and byte-identical
   verification tables of this build) is therefore the same on any such machine: counts, accuracies
   and rates bit for bit, values computed by NumPy from the logits (softmax probabilities in float64,
   calibration, scores) to about 1e-15.
-- **Attribution maps and their evaluation** use PyTorch's fast default kernels (oneDNN) and, for the
-  Xplique methods, TensorFlow: they are not bit-identical across CPUs. Measured on the tiny test
+- **Attribution maps and their evaluation** use PyTorch's fast default kernels (oneDNN, with the
+  built-in network and torchvision models in channels-last memory) and, for the Xplique methods,
+  TensorFlow: they are not bit-identical across CPUs. Measured on the tiny test
   configuration against a simulated older CPU (oneDNN at SSE4.1, MKL at SSE4.2, NumPy without AVX2,
   one thread): map-based statistics differed by up to 1e-3 relative (a bootstrap bound near zero by
   4.5e-3), every "detected" and "passes" flag was the same, and one method ranking swapped two

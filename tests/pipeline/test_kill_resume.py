@@ -15,52 +15,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers import ROOT, copy_site_sources
+from helpers import ROOT, command, result_files, run_build, write_small_config
 
 from generator.pipeline.cache import DONE, Cache
 
 pytestmark = pytest.mark.slow
-
-COMPARED = (".csv", ".png", ".svg", ".pdf")
-
-
-def write_config(workdir: Path) -> Path:
-    """tests/helpers.py::tiny_config, smaller: three methods, no Keras twins, no pairs table."""
-    copy_site_sources(workdir)
-    raw = {
-        "seed": 3,
-        "dataset": {"synthetic": {"image_size": 48, "images_per_identity": 10,
-                                  "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}},
-        "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": False},
-                   {"name": "biased", "train_split": "train_biased", "keras_twin": False}],
-        "training": {"epochs": 2, "width": 8, "batch_size": 32},
-        "attribution": {"methods": ["captum.saliency", "captum.gradcam", "xplique.saliency"],
-                        "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
-                        "sanity_methods": ["captum.saliency"], "sanity_images": 3},
-        "report": {"samples_per_group": 2, "title": "Kill and resume"},
-        "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
-                   "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
-                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},
-    }
-    config = workdir / "cfg.yaml"
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return config
-
-
-def command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "generator", "build", "--config", str(config), "--no-site"]
-
-
-def run_build(config: Path, log: Path) -> None:
-    with open(log, "w") as out:
-        done = subprocess.run(command(config), check=False, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300)
-    assert done.returncode == 0, log.read_text()[-3000:]
 
 
 def finished(cache: Path, stage: str | None = None) -> list[Path]:
@@ -103,16 +66,11 @@ def start_and_kill(config: Path, cache: Path, ready, log: Path, what: str, deadl
     return snapshot(cache)  # taken after the process is dead: exactly what the kill left behind
 
 
-def result_files(results: Path) -> dict[str, bytes]:
-    return {p.relative_to(results).as_posix(): p.read_bytes()
-            for p in sorted(results.rglob("*")) if p.is_file() and p.suffix in COMPARED}
-
-
 def test_sigkilled_build_resumes_without_losing_work(tmp_path):
-    ref_config = write_config(tmp_path / "A")
+    ref_config = write_small_config(tmp_path / "A")
     run_build(ref_config, tmp_path / "A.log")
 
-    config = write_config(tmp_path / "B")
+    config = write_small_config(tmp_path / "B")
     cache = tmp_path / "B" / "cache"
     kill_points = [
         ("a train entry", lambda c: len(finished(c, "train")) >= 1),

@@ -1,0 +1,269 @@
+"""Where the attribution maps are computed: in the build process, in worker processes, or on Ray.
+
+The maps of a map set (one method on one model) are cut into tasks of whole explainer chunks
+(:func:`chunk_tasks`). An :class:`Executor` runs tasks and hands their results back **in task
+order**, keeping a window of tasks in flight, so that workers compute the next map sets while the
+build writes and evaluates the current one:
+
+* ``local`` with one worker (the default): the build process explains each chunk itself;
+* ``local`` with ``workers: N``: N processes on this machine, each with ``cores / N`` intra-op
+  threads;
+* ``ray``: tasks on a Ray cluster (``address: auto`` or ``HOST:PORT``; without an address a local
+  cluster of ``workers`` CPUs is started), one GPU per task where the cluster has GPUs.
+
+The results are the same bytes on every engine and worker count: each task reseeds its
+explainer per chunk exactly as the serial loop does, and the maps of the built-in network and of
+torchvision models do not depend on the intra-op thread count (channels-last oneDNN kernels;
+``tests/pipeline/test_executor.py`` checks it). Workers read the models from the cache folder,
+so on a cluster of several machines ``output.cache_dir`` must be a folder every worker sees at
+the same path (a shared file system). Evaluation, sanity checks and figures stay in the build
+process.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generator.errors import ConfigError
+
+__all__ = ["ChunkTask", "Executor", "MapFeed", "chunk_tasks", "explain_chunk", "make_executor"]
+
+#: Images per task, rounded up to whole explainer chunks: small enough to spread a map set of the
+#: default (46 images) over workers, large enough that a task outweighs sending it.
+TASK_IMAGES = 32
+#: Tasks in flight per worker: workers go on with the next map sets while the build evaluates one.
+WINDOW = 4
+#: Explainers a worker keeps ready (model and method), so consecutive tasks of one map set reuse them.
+KEPT_EXPLAINERS = 4
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Explain ``images`` (rows ``start`` to ``start + len(images)`` of map set ``key``) with one method."""
+
+    key: str
+    start: int
+    config: Any
+    trained: Any
+    framework: str
+    twin_path: Path | None
+    method: str
+    params: dict[str, Any]
+    images: np.ndarray
+    targets: np.ndarray
+
+
+def task_images(method: str, params: dict[str, Any]) -> int:
+    """Images per task for ``method``: :data:`TASK_IMAGES` rounded up to whole explainer chunks."""
+    from generator.attribution.registry import REGISTRY
+
+    batch = int(params.get("batch_size", REGISTRY[method].defaults.get("batch_size", 1)))
+    return batch * max(1, -(-TASK_IMAGES // batch))
+
+
+def chunk_tasks(key: str, config: Any, trained: Any, framework: str, twin_path: Path | None, method: str,
+                params: dict[str, Any], images: np.ndarray, targets: np.ndarray, start: int = 0) -> list[ChunkTask]:
+    """The tasks of one map set from image ``start`` on (a resumed map set starts where it stopped)."""
+    size = task_images(method, params)
+    return [ChunkTask(key, begin, config, trained, framework, twin_path, method, params,
+                      np.ascontiguousarray(images[begin:begin + size]), np.asarray(targets[begin:begin + size]))
+            for begin in range(start, len(images), size)]
+
+
+_EXPLAINERS: OrderedDict[str, Any] = OrderedDict()
+
+
+def explain_chunk(task: ChunkTask) -> np.ndarray:
+    """The maps of one task (run in a worker; the explainer is built once per model and method)."""
+    from generator.attribution.registry import build_explainer
+    from generator.pipeline.stages import handle_for
+
+    memo = json.dumps([task.trained.key, task.framework, str(task.twin_path), task.method, task.params],
+                      sort_keys=True, default=str)
+    if memo not in _EXPLAINERS:
+        handle = handle_for(task.config, task.trained, task.framework, task.twin_path)
+        _EXPLAINERS[memo] = build_explainer(task.method, handle, task.params)
+        while len(_EXPLAINERS) > KEPT_EXPLAINERS:
+            _EXPLAINERS.popitem(last=False)
+    _EXPLAINERS.move_to_end(memo)
+    return _EXPLAINERS[memo].explain(task.images, task.targets)
+
+
+class Executor:
+    """Runs tasks and yields their results in task order (the base class runs them here, one by one)."""
+
+    engine = "local"
+    workers = 1
+
+    @property
+    def parallel(self) -> bool:
+        """Whether tasks run outside the build process."""
+        return False
+
+    def ordered(self, tasks: Iterable[ChunkTask]) -> Iterator[np.ndarray]:
+        """The maps of each task, in the order of ``tasks``."""
+        for task in tasks:
+            yield explain_chunk(task)
+
+    def close(self) -> None:
+        """Stop the workers (nothing to stop here)."""
+
+    def describe(self) -> str:
+        """The engine in words, for the plan and the profile."""
+        return "in the build process"
+
+
+class _Windowed(Executor):
+    """Keeps ``WINDOW x workers`` tasks in flight and yields their results in order."""
+
+    def ordered(self, tasks: Iterable[ChunkTask]) -> Iterator[np.ndarray]:
+        pending: deque[Any] = deque()
+        for task in tasks:
+            pending.append(self._submit(task))
+            if len(pending) >= WINDOW * self.workers:
+                yield self._result(pending.popleft())
+        while pending:
+            yield self._result(pending.popleft())
+
+    @property
+    def parallel(self) -> bool:
+        return True
+
+    def _submit(self, task: ChunkTask) -> Any:
+        raise NotImplementedError
+
+    def _result(self, handle: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _worker_threads(threads: int) -> None:
+    """Process-pool initializer: pin the kernels, set the intra-op threads."""
+    import generator  # noqa: F401  (pins the CPU kernels before torch computes anything)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor(_Windowed):
+    """``workers`` processes on this machine (spawned: no state of the build process is shared)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_threads, initargs=(threads,))
+
+    def _submit(self, task: ChunkTask) -> Any:
+        return self._pool.submit(explain_chunk, task)
+
+    def _result(self, handle: Any) -> np.ndarray:
+        return handle.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def describe(self) -> str:
+        return f"on {self.workers} local worker processes"
+
+
+class RayExecutor(_Windowed):
+    """Tasks on a Ray cluster: the one at ``address``, or a local one of ``workers`` CPUs."""
+
+    engine = "ray"
+
+    def __init__(self, workers: int, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError as error:
+            raise ConfigError("execution.engine 'ray' needs the ray package (pip install 'ray>=2.9'); "
+                              "or set execution.engine: local") from error
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            root = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+            options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False,
+                                       "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=workers, **options)
+        resources = ray.cluster_resources()
+        self.workers = max(1, int(resources.get("CPU", workers)))
+        gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+        self._remote = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_task)
+
+    def _submit(self, task: ChunkTask) -> Any:
+        return self._remote.remote(task)
+
+    def _result(self, handle: Any) -> np.ndarray:
+        return self._ray.get(handle)
+
+    def close(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+    def describe(self) -> str:
+        return f"on Ray ({self.workers} CPUs)"
+
+
+def _ray_task(task: ChunkTask) -> np.ndarray:
+    """A Ray task: one thread per CPU the task holds, then the chunk."""
+    import generator  # noqa: F401  (pins the CPU kernels before torch computes anything)
+    import torch
+
+    torch.set_num_threads(1)
+    return explain_chunk(task)
+
+
+def make_executor(execution: Any) -> Executor:
+    """The executor an ``execution`` config section asks for."""
+    if execution.engine == "ray":
+        return RayExecutor(execution.workers, execution.address)
+    return ProcessExecutor(execution.workers) if execution.workers > 1 else Executor()
+
+
+class MapFeed:
+    """The results of a list of tasks, handed to the map sets they belong to, in order.
+
+    The build walks its map sets in the order the tasks were listed; :meth:`maps` yields the
+    maps of one map set's tasks. Tasks of map sets the build passes over (a method found
+    unsupported when its explainer is built) are drained and dropped.
+    """
+
+    def __init__(self, executor: Executor, tasks: list[ChunkTask]) -> None:
+        self._tasks = tasks
+        self._keys = {task.key for task in tasks}
+        self._results = executor.ordered(tasks)
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def maps(self, key: str, start: int) -> Iterator[np.ndarray] | None:
+        """The maps of map set ``key`` from image ``start`` on, or None when no task computes them."""
+        if key not in self._keys:
+            return None
+        while self._tasks[self._next].key != key:  # map sets passed over: drop their results
+            next(self._results)
+            self._next += 1
+        if self._tasks[self._next].start != start:
+            raise RuntimeError(f"map set {key}: tasks start at image {self._tasks[self._next].start}, "
+                               f"the map set at {start}")
+        self._keys.discard(key)
+        return self._take(key)
+
+    def _take(self, key: str) -> Iterator[np.ndarray]:
+        while self._next < len(self._tasks) and self._tasks[self._next].key == key:
+            result = next(self._results)
+            self._next += 1
+            yield result
