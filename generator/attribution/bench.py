@@ -13,11 +13,15 @@ one, under ``torch.inference_mode``; Feature Ablation: one per grid cell plus on
 SHAP: one forward per sample (the floor leaves out fitting the surrogate, so their ratios also
 measure the fits). Then Xplique through ``TorchWrapper`` is timed against Captum for the same
 method and parameters, and the peak resident memory is read while maps are streamed chunk by
-chunk for more and more images.
+chunk for more and more images. Last, the same map sets are computed as tasks by each execution
+engine (:mod:`generator.pipeline.executor`: in the build process, 1 and 2 local worker processes, a
+local Ray cluster of 1 and 2 CPUs), wall time including the hand-back of the maps, and the stage
+profile of the last build is printed.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -346,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1,
                         help="multiply the Captum methods' default batch sizes (default 1; try 8 on a GPU)")
     parser.add_argument("--skip-xplique", action="store_true", help="do not import TensorFlow / Xplique")
+    parser.add_argument("--skip-ray", action="store_true", help="time the local engines only")
     parser.add_argument("--cache-dir", default="data/cache", help="where the last build's stage profile is read")
     args = parser.parse_args(argv)
     if args.images < 1 or args.size < SmallCNN.min_input_size or args.scale < 1:
@@ -359,8 +364,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = bench_metrics(handle, images, targets, repeats=args.repeats, seed=args.seed)
     memory = bench_memory(handle, images, targets)
     sys.stdout.write(format_report(captum, xplique, memory, header, metrics))
+    engines = bench_engines(handle.model, images, targets, ray=not args.skip_ray)
+    sys.stdout.write(f"\nExecution engines: the map sets of {', '.join(ENGINE_METHODS)} as tasks "
+                     f"({os.cpu_count()} cores; a worker has cores / workers threads, a Ray task one)\n"
+                     + engines.to_string(index=False, float_format=lambda v: f"{v:.2f}") + "\n")
     sys.stdout.write(stage_profile(args.cache_dir))
     return 0
+
+
+ENGINE_METHODS = ("captum.saliency", "captum.integrated_gradients", "captum.smoothgrad", "captum.gradcam",
+                  "captum.occlusion")
+
+
+def bench_engines(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, *,
+                  ray: bool = True) -> pd.DataFrame:
+    """Wall time of :data:`ENGINE_METHODS`' map sets as executor tasks, per engine and worker count.
+
+    Each engine is started, warmed up on two tasks per worker (each worker imports torch and loads
+    the model once) and then timed on every task; the maps must equal the in-process ones bit for bit.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from generator.config import parse_config
+    from generator.pipeline.executor import Executor, MapFeed, ProcessExecutor, RayExecutor, chunk_tasks
+    from generator.pipeline.stages import TrainedModel
+
+    config = parse_config({"training": {"width": model.width}}, source="bench")
+    engines: list[tuple[str, int, Callable[[], Executor]]] = [
+        ("build process", 1, Executor), ("local workers", 1, lambda: ProcessExecutor(1)),
+        ("local workers", 2, lambda: ProcessExecutor(2))]
+    if ray:
+        engines += [("ray", 1, lambda: RayExecutor(1, None)), ("ray", 2, lambda: RayExecutor(2, None))]
+    rows, reference = [], None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        torch.save(model.state_dict(), path)
+        trained = TrainedModel("bench", "bench", path, "bench", None, 0.0, config.models[0], check={"classes": 2})
+        tasks = [t for method in ENGINE_METHODS
+                 for t in chunk_tasks(method, config, trained, "torch", None, method, {}, images, targets)]
+        for engine, workers, make in engines:
+            executor = make()
+            try:
+                list(executor.ordered(tasks[:2 * workers]))  # warm-up: every worker starts, imports, loads
+                start = time.perf_counter()
+                feed = MapFeed(executor, tasks)
+                maps = {m: np.concatenate(list(feed.maps(m, 0))) for m in ENGINE_METHODS}
+                seconds = time.perf_counter() - start
+            finally:
+                executor.close()
+            reference = reference or maps
+            same = all(np.array_equal(maps[m], reference[m]) for m in ENGINE_METHODS)
+            rows.append({"engine": engine, "workers": workers, "tasks": len(tasks), "seconds": seconds,
+                         "images_per_second": len(ENGINE_METHODS) * len(images) / seconds, "same_maps": same})
+    table = pd.DataFrame(rows)
+    table["speedup"] = table["seconds"].iloc[0] / table["seconds"]
+    return table
 
 
 def stage_profile(cache_dir: str) -> str:
