@@ -159,9 +159,9 @@ def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: Train
     def compute(folder: Path) -> None:
         meta: dict[str, Any] = {"framework": framework, "skipped": skipped, "caption": "", "check": {}}
         if not skipped:
+            fed = feed.maps(key, resume_point(folder, len(chosen))) if feed is not None else None
             meta.update(_explain_to_disk(config, trained, framework, twin_path, method, params,
-                                         faces.images[chosen["row"].to_numpy()], targets, folder, progress,
-                                         feed.maps(key, resume_point(folder, len(chosen))) if feed else None))
+                                         faces.images[chosen["row"].to_numpy()], targets, folder, progress, fed))
         (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
 
     entry = cache.get_or_compute("attribution", key, compute, resumable=True)

@@ -35,7 +35,7 @@ import numpy as np
 
 from generator.errors import ConfigError
 
-__all__ = ["ChunkTask", "Executor", "MapFeed", "chunk_tasks", "explain_chunk", "make_executor"]
+__all__ = ["ChunkTask", "Executor", "MapFeed", "chunk_tasks", "explain_chunk", "make_executor", "uses_workers"]
 
 #: Images per task, rounded up to whole explainer chunks: small enough to spread a map set of the
 #: default (46 images) over workers, large enough that a task outweighs sending it.
@@ -225,11 +225,16 @@ def _ray_task(task: ChunkTask) -> np.ndarray:
     return explain_chunk(task)
 
 
+def uses_workers(execution: Any) -> bool:
+    """Whether an ``execution`` config section sends the maps to workers (Ray, or more than one local worker)."""
+    return execution.engine == "ray" or execution.workers > 1
+
+
 def make_executor(execution: Any) -> Executor:
     """The executor an ``execution`` config section asks for."""
     if execution.engine == "ray":
         return RayExecutor(execution.workers, execution.address)
-    return ProcessExecutor(execution.workers) if execution.workers > 1 else Executor()
+    return ProcessExecutor(execution.workers) if uses_workers(execution) else Executor()
 
 
 class MapFeed:

@@ -18,7 +18,7 @@ from generator.pipeline.attribution_stages import (
 )
 from generator.pipeline.cache import code_hash
 from generator.pipeline.evaluation_stage import evaluated, evaluation_key, evaluation_stage
-from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, make_executor
+from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, make_executor, uses_workers
 from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
@@ -65,7 +65,7 @@ def attribution_results(run: Run) -> Explanations:
     plan = _plan(run, chosen)
     if plan.to_compute:
         notify(plan.summary())
-    tasks = _tasks(run, chosen, plan) if config.execution.engine == "ray" or config.execution.workers > 1 else []
+    tasks = _tasks(run, chosen, plan) if uses_workers(config.execution) else []
     executor = make_executor(config.execution) if tasks else None
     feed = MapFeed(executor, tasks) if executor is not None else None
     if executor is not None:

@@ -29,7 +29,7 @@ from scipy import stats as sps
 from generator.config import Config
 from generator.pipeline.attribution_stages import ATTRIBUTION_CODE, _framework
 from generator.pipeline.cache import Cache, code_hash
-from generator.pipeline.executor import Executor, MapFeed, chunk_tasks, make_executor
+from generator.pipeline.executor import Executor, MapFeed, chunk_tasks, make_executor, uses_workers
 from generator.pipeline.plan import notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
@@ -222,7 +222,7 @@ def _feed(run: Run, pairs: list[ReplicatePair], rows: np.ndarray,
           methods: list[str]) -> tuple[Executor | None, MapFeed | None]:
     """Worker tasks for every shares entry still to compute (none without workers or Ray)."""
     config = run.config
-    if config.execution.engine == "local" and config.execution.workers == 1:
+    if not uses_workers(config.execution):
         return None, None
     tasks = []
     for pair in pairs:
