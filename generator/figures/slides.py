@@ -89,8 +89,14 @@ class SlideCheck:
 
 
 def check_slide_figure(fig: Figure) -> SlideCheck:
-    """The smallest text of ``fig`` in pixels at :data:`SLIDE_DPI` and its overlapping texts (one draw)."""
+    """The smallest text of ``fig`` in pixels at :data:`SLIDE_DPI` and its overlapping texts (one draw).
+
+    The layout of that draw is kept (the figure's layout engine is switched off), so that
+    :func:`slide_png` renders exactly what was measured, without laying the figure out again.
+    """
+    fig.set_dpi(SLIDE_DPI)
     drawn, renderer = _drawn_texts(fig)
+    fig.set_layout_engine("none")
     return SlideCheck(round(_smallest(drawn) * SLIDE_DPI / 72.0, 2),
                       tuple(_overlapping(drawn, renderer, OVERLAP_TOLERANCE_PX)))
 
