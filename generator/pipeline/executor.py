@@ -72,11 +72,25 @@ def task_images(method: str, params: dict[str, Any]) -> int:
 
 def chunk_tasks(key: str, config: Any, trained: Any, framework: str, twin_path: Path | None, method: str,
                 params: dict[str, Any], images: np.ndarray, targets: np.ndarray, start: int = 0) -> list[ChunkTask]:
-    """The tasks of one map set from image ``start`` on (a resumed map set starts where it stopped)."""
+    """The tasks of one map set from image ``start`` on (a resumed map set starts where it stopped).
+
+    The model's files are named by absolute paths: a worker of a Ray cluster may run in another folder.
+    """
     size = task_images(method, params)
+    trained, twin_path = _absolute(trained), Path(twin_path).resolve() if twin_path is not None else None
     return [ChunkTask(key, begin, config, trained, framework, twin_path, method, params,
                       np.ascontiguousarray(images[begin:begin + size]), np.asarray(targets[begin:begin + size]))
             for begin in range(start, len(images), size)]
+
+
+def _absolute(trained: Any) -> Any:
+    """``trained`` with its weights file and its configured model files as absolute paths."""
+    import dataclasses
+
+    files = {key: value.resolve() for key in ("path", "class_file")
+             if isinstance(value := getattr(trained.config, key, None), Path)}
+    model = trained.config.model_copy(update=files) if files else trained.config
+    return dataclasses.replace(trained, path=Path(trained.path).resolve(), config=model)
 
 
 _EXPLAINERS: OrderedDict[str, Any] = OrderedDict()

@@ -7,6 +7,8 @@ explainer chunk), Integrated Gradients and Grad-CAM are not.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,19 @@ def test_tasks_are_whole_explainer_chunks(setup):
     assert task_images("captum.saliency", {}) == 64
     starts = [t.start for t in tasks if t.method == "captum.smoothgrad"]
     assert starts == [0, 32] and len(tasks[1].images) == N - 32
+
+
+def test_tasks_name_the_model_files_by_absolute_paths(setup, monkeypatch):
+    import dataclasses
+    import os
+
+    config, trained, images, targets, _ = setup
+    monkeypatch.chdir(trained.path.parent)
+    relative = dataclasses.replace(trained, path=Path(trained.path.name),
+                                   config=trained.config.model_copy(update={"path": Path("weights.pt")}))
+    task = chunk_tasks("k", config, relative, "torch", Path("twin.keras"), METHODS[0], {}, images, targets)[0]
+    assert task.trained.path == trained.path and task.trained.path.is_absolute()
+    assert task.trained.config.path == Path(os.getcwd()) / "weights.pt" and task.twin_path.is_absolute()
 
 
 def test_the_feed_in_the_build_process_gives_the_serial_maps(setup):
