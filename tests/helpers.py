@@ -15,15 +15,27 @@ ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
 
 
+# The synthetic data and training of the small test builds.
+SMALL_DATASET = {"synthetic": {"image_size": 48, "images_per_identity": 10,
+                               "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}}
+SMALL_TRAINING = {"epochs": 2, "width": 8, "batch_size": 32}
+
+
+def outputs_under(workdir: Path) -> dict[str, str]:
+    """The ``output`` section of a test build whose files all live under ``workdir``."""
+    return {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
+            "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
+            "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")}
+
+
 def tiny_config(workdir: Path, **overrides) -> Config:
     """A small, fast configuration whose outputs all live under ``workdir``."""
     raw = {
         "seed": 3,
-        "dataset": {"synthetic": {"image_size": 48, "images_per_identity": 10,
-                                  "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}},
+        "dataset": SMALL_DATASET,
         "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": True},
                    {"name": "biased", "train_split": "train_biased", "description": HOSTILE}],
-        "training": {"epochs": 2, "width": 8, "batch_size": 32},
+        "training": SMALL_TRAINING,
         "replicates": 2,
         "attribution": {"methods": ["captum.saliency", "captum.integrated_gradients", "captum.guided_backprop",
                                     "captum.gradcam", "xplique.saliency", "xplique.gradcam"],
@@ -32,9 +44,7 @@ def tiny_config(workdir: Path, **overrides) -> Config:
                         "sanity_methods": ["captum.saliency", "captum.guided_backprop"], "sanity_images": 3},
         "verification": {"pairs_table": str(write_bfw_table(workdir / "bfw-datatable.csv"))},
         "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b> " + HOSTILE},
-        "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
-                   "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
-                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},
+        "output": outputs_under(workdir),
     }
     for key, value in overrides.items():
         raw[key] = value
@@ -116,18 +126,15 @@ def write_small_config(workdir: Path) -> Path:
     copy_site_sources(workdir)
     raw = {
         "seed": 3,
-        "dataset": {"synthetic": {"image_size": 48, "images_per_identity": 10,
-                                  "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}},
+        "dataset": SMALL_DATASET,
         "models": [{"name": "fair", "train_split": "train_fair", "keras_twin": False},
                    {"name": "biased", "train_split": "train_biased", "keras_twin": False}],
-        "training": {"epochs": 2, "width": 8, "batch_size": 32},
+        "training": SMALL_TRAINING,
         "attribution": {"methods": ["captum.saliency", "captum.gradcam", "xplique.saliency"],
                         "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
                         "sanity_methods": ["captum.saliency"], "sanity_images": 3},
         "report": {"samples_per_group": 2, "title": "Kill and resume"},
-        "output": {"results_dir": str(workdir / "docs/results"), "slides_dir": str(workdir / "slides/build"),
-                   "cache_dir": str(workdir / "cache"), "site_dir": str(workdir / "site"),
-                   "mkdocs_config": str(workdir / "mkdocs.yml"), "node_modules": str(ROOT / "node_modules")},
+        "output": outputs_under(workdir),
     }
     config = workdir / "cfg.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
