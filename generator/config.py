@@ -400,13 +400,16 @@ class ReportConfig(_Strict):
 
 
 class ExecutionConfig(_Strict):
-    """Where the attribution maps are computed (see :mod:`generator.pipeline.executor`); results do not change."""
+    """Where the attribution maps and the figure files are computed (see :mod:`generator.pipeline.executor` and
+    :mod:`generator.pipeline.publish`); results do not change."""
 
     engine: Literal["local", "ray"] = Field("local", description=(
         "local: this machine (one worker: the build process itself); ray: a Ray cluster"))
     workers: int = Field(1, ge=1, le=1024, description=(
         "local: worker processes; ray without an address: CPUs of the local cluster it starts"))
     address: str | None = Field(None, description="ray: the cluster to join ('auto' or HOST:PORT); unset: start one")
+    background_figures: bool = Field(True, description=(
+        "render the figure files (PNG, SVG, PDF) in a second process while the build goes on; the same bytes"))
 
     @model_validator(mode="after")
     def _address_needs_ray(self) -> "ExecutionConfig":

@@ -19,10 +19,12 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from generator.figures.export import new_figure
+from generator.figures.grid_layout import GridLayout
 
 __all__ = ["evaluation_dots", "gallery", "robust_scale", "sanity_curves"]
 
 SIGNED_CMAP, ABSOLUTE_CMAP = "RdBu_r", "magma"
+LABEL_PAD_PT = 4.0  # between a row label and its panel
 
 
 def robust_scale(maps: np.ndarray, signed: bool, percentile: float = 99.0) -> np.ndarray:
@@ -48,10 +50,15 @@ def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[
     """
     methods = list(maps)
     n = len(images)
-    fig, axes = new_figure(0.9 * (len(methods) + 1) + 0.6, 0.95 * n + 0.8,
+    # A size that the panels fill: 0.85-inch panels plus rough widths of the texts (5-pt characters are
+    # about 3 pt wide); the layout measures the texts themselves and centres what it places.
+    label_in = max((len(line) for label in row_labels for line in str(label).splitlines()), default=0) * 3 / 72
+    title_in = max((len(str((titles or {}).get(m, m))) for m in methods), default=0) * 3 / 72
+    title_h = title_in * np.sin(np.radians(title_rotation)) + 0.15 if title_rotation else 0.3
+    fig, axes = new_figure(label_in + 0.92 * (len(methods) + 1) + 1.3, title_h + 0.92 * n + 0.15,
                            nrows=n, ncols=len(methods) + 1, squeeze=False)
     signed_norm, absolute_norm = TwoSlopeNorm(0.0, -1.0, 1.0), Normalize(0.0, 1.0)
-    images_shown = {}
+    images_shown, column_titles = {}, []
     for col, method in enumerate(methods, start=1):
         is_signed = signed[method]
         scaled = robust_scale(np.nan_to_num(maps[method]), is_signed)
@@ -69,20 +76,27 @@ def gallery(images: np.ndarray, maps: Mapping[str, np.ndarray], signed: Mapping[
                                                     norm=signed_norm if is_signed else absolute_norm)
         title = (titles or {}).get(method, method)
         if title_rotation:
-            axes[0, col].set_title(title, fontsize=5, rotation=title_rotation, ha="left", loc="left")
+            column_titles.append(axes[0, col].set_title(title, fontsize=5, rotation=title_rotation, ha="left",
+                                                        loc="left"))
         else:
-            axes[0, col].set_title(textwrap.fill(title, 14), fontsize=5)
+            column_titles.append(axes[0, col].set_title(textwrap.fill(title, 14), fontsize=5))
+    labels = []
     for row in range(n):
         axes[row, 0].imshow(images[row], interpolation="nearest")
-        axes[row, 0].set_ylabel(row_labels[row], fontsize=5, rotation=0, ha="right", va="center")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+        labels.append(axes[row, 0].annotate(row_labels[row], (0, 0.5), xycoords="axes fraction",
+                                            xytext=(-LABEL_PAD_PT, 0), textcoords="offset points", fontsize=5,
+                                            ha="right", va="center"))
+    for ax in axes.ravel():  # frames only: no axis to draw (most of a gallery's drawing time otherwise)
+        ax.xaxis.set_visible(False)
+        ax.yaxis.set_visible(False)
+    bars = []
     for is_signed, mappable in sorted(images_shown.items()):
         label = "signed, scaled by 99th pct of |map|" if is_signed else "absolute, scaled by 99th pct"
-        bar = fig.colorbar(mappable, ax=axes, shrink=0.2, aspect=12, pad=0.01, fraction=0.02)
+        bar = fig.colorbar(mappable, cax=fig.add_axes((0.0, 0.0, 0.01, 0.1)))
         bar.set_label(label, fontsize=5)
         bar.ax.tick_params(labelsize=4, length=1.5)
+        bars.append(bar.ax)
+    fig.set_layout_engine(GridLayout(axes, bars, labels, column_titles, label_pad_pt=LABEL_PAD_PT))
     return fig
 
 

@@ -85,9 +85,17 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     out = config.output
     docs_dir = _docs_dir(out.mkdocs_config)
     _check_inside(out.results_dir, docs_dir)
-    timings: dict[str, float] = {}
     cache = Cache(out.cache_dir)
-    run = Run(config, cache, Publisher(cache, out.results_dir))
+    run = Run(config, cache, Publisher(cache, out.results_dir, background=config.execution.background_figures))
+    try:
+        return _build(run, docs_dir, site, slides_pdf)
+    finally:
+        run.publisher.close()
+
+
+def _build(run: Run, docs_dir: Path, site: bool, slides_pdf: bool | None) -> BuildResult:
+    config, cache, out = run.config, run.cache, run.config.output
+    timings: dict[str, float] = {}
     for model in config.models:  # model files are checked before any long work starts
         if model.kind != "default":
             load_stage(cache, config, None, model)
@@ -107,10 +115,15 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
             analysis_results(run, run.explanations)
         with _timed(timings, "replicates"):
             run.replicates = replicate_results(run, _pairs(run))
+    with _timed(timings, "deck"):  # its figures are drawn here, while the site's are still being rendered
+        deck_html = _write_deck(run)
+    # The figure files still being rendered in the background; the pages and the manifest come after them,
+    # so that a build stopped before this point leaves no manifest naming figures that are not in place.
+    with _timed(timings, "figures"), progress_bar(run.publisher.pending, "figure files", unit="figure") as bar:
+        run.publisher.progress = bar.update
+        run.publisher.finish()
     with _timed(timings, "pages"):
         manifest = _write_pages(run)
-    with _timed(timings, "deck"):
-        deck_html = _write_deck(run)
     if slides_pdf if slides_pdf is not None else config.report.slides_pdf:
         with _timed(timings, "slides-pdf"):
             _export_pdf(run, deck_html)
