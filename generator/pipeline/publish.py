@@ -110,10 +110,14 @@ class Publisher:
         """Figures handed to the background process whose files are not written yet."""
         return len(self._pending)
 
+    def flush(self) -> None:
+        """Wait for the figures being rendered in the background and write their files (the process stays)."""
+        self._collect(len(self._pending))
+
     def finish(self) -> None:
         """Wait for the figures still being rendered in the background, write their files, stop the process."""
         try:
-            self._collect(len(self._pending))
+            self.flush()
         finally:
             self.close()
 

@@ -134,6 +134,7 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
                 todo.append(item)
         if not todo:
             continue
+        run.publisher.flush()  # the timing below must not share the CPU with the background figure process
         forward, gradient = calibrate(handle_for(config, trained, trained.framework), images, targets)
         plan.calibration[trained.name] = (forward, gradient)
         for item in todo:
