@@ -92,12 +92,15 @@ class Publisher:
         texts = {"title": title, "caption": caption}
         key = self.cache.key("figure", {"id": figure_id, "code": code_hash(*FIGURE_CODE), **texts, "prov": provenance})
 
-        def compute(folder: Path) -> None:
-            self._write(folder, figure_bytes(make(), figure_id=figure_id, title=title, caption=caption,
+        def compute(folder: Path, drawn: Figure | None = None) -> None:
+            self._write(folder, figure_bytes(drawn or make(), figure_id=figure_id, title=title, caption=caption,
                                              provenance=provenance))
 
-        if not (self.background and not self.cache.is_valid("figure", key)
-                and self._submit(key, figure_id, make, texts | {"provenance": provenance})):
+        if self.background and not self.cache.is_valid("figure", key):
+            drawn = make()
+            if not self._submit(key, figure_id, drawn, texts | {"provenance": provenance}):
+                self._place(figure_id, self.cache.get_or_compute("figure", key, lambda folder: compute(folder, drawn)))
+        else:
             self._place(figure_id, self.cache.get_or_compute("figure", key, compute))
         files = {fmt: f"figures/{figure_id}.{fmt}" for fmt in FORMATS}
         artifact = FigureArtifact(figure_id, title, caption, alt, page, files, provenance)
@@ -128,9 +131,8 @@ class Publisher:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def _submit(self, key: str, figure_id: str, make: Callable[[], Figure], texts: dict[str, Any]) -> bool:
+    def _submit(self, key: str, figure_id: str, figure: Figure, texts: dict[str, Any]) -> bool:
         """Hand a figure to the background process; False (render it here) if it cannot be pickled."""
-        figure = make()
         try:
             blob = pickle.dumps(figure, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as reason:  # e.g. a formatter holding a lambda: rendered in this process
