@@ -18,6 +18,7 @@ import logging
 import pickle
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,14 @@ class Publisher:
             import multiprocessing
 
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        self._pending.append(_Pending(key, figure_id, blob, texts,
-                                      self._pool.submit(render_pickled, blob, figure_id=figure_id, **texts)))
+        try:
+            future = self._pool.submit(render_pickled, blob, figure_id=figure_id, **texts)
+        except BrokenProcessPool as reason:  # the process died earlier: the rest is rendered here
+            log.warning("the figure process stopped (%s); the remaining figures are rendered in the build process",
+                        reason)
+            self.background = False
+            return False
+        self._pending.append(_Pending(key, figure_id, blob, texts, future))
         while sum(len(p.blob) for p in self._pending) > MAX_PENDING_BYTES:
             self._collect(1)
         return True
@@ -154,11 +161,7 @@ class Publisher:
             item = self._pending.pop(0)
             try:
                 files = item.future.result()
-            except Exception as reason:  # the process died (memory, a signal): render this one here
-                from concurrent.futures.process import BrokenProcessPool
-
-                if not isinstance(reason, BrokenProcessPool):
-                    raise
+            except BrokenProcessPool as reason:  # the process died (memory, a signal): render this one here
                 log.warning("the figure process stopped (%s); rendering %s in the build process", reason,
                             item.figure_id)
                 files = render_pickled(item.blob, figure_id=item.figure_id, **item.texts)

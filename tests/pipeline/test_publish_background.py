@@ -49,3 +49,25 @@ def test_a_figure_that_cannot_be_pickled_is_rendered_in_the_build_process(tmp_pa
     inline, _ = _publish(tmp_path, "inline", background=False, unpicklable=True)
     background, drawn = _publish(tmp_path, "background", background=True, unpicklable=True)
     assert background == inline and drawn == 1
+
+
+def test_figures_survive_the_background_process_being_killed(tmp_path):
+    import os
+    import signal
+
+    inline, _ = _publish(tmp_path, "inline", background=False)
+    publisher = Publisher(Cache(tmp_path / "killed" / "cache"), tmp_path / "killed" / "results", background=True)
+    try:
+        publisher.figure("fig-test", title="Test", caption="A test figure.", alt="a map", page="index.md",
+                         make=_plot, provenance={"seed": 0})
+        for pid in list(publisher._pool._processes):  # what the kernel's OOM killer would do
+            os.kill(pid, signal.SIGKILL)
+        publisher.figure("fig-second", title="Test", caption="A test figure.", alt="a map", page="index.md",
+                         make=_plot, provenance={"seed": 1})
+        publisher.finish()
+    finally:
+        publisher.close()
+    folder = tmp_path / "killed" / "results" / "figures"
+    assert {p.name: p.read_bytes() for p in folder.glob("fig-test.*")} == inline
+    assert sorted(p.name for p in folder.glob("fig-second.*")) == ["fig-second.pdf", "fig-second.png",
+                                                                   "fig-second.svg"]
