@@ -94,8 +94,8 @@ class Publisher:
         key = self.cache.key("figure", {"id": figure_id, "code": code_hash(*FIGURE_CODE), **texts, "prov": provenance})
 
         def compute(folder: Path, drawn: Figure | None = None) -> None:
-            self._write(folder, figure_bytes(drawn or make(), figure_id=figure_id, title=title, caption=caption,
-                                             provenance=provenance))
+            self._write(folder, figure_bytes(make() if drawn is None else drawn, figure_id=figure_id, title=title,
+                                             caption=caption, provenance=provenance))
 
         if self.background and not self.cache.is_valid("figure", key):
             drawn = make()
