@@ -67,7 +67,8 @@ class GridLayout(LayoutEngine):
         title_h = max((h for (_, h), _ in titles), default=0.0) + TITLE_PAD_PT / 72
         title_w = max((w for (w, _), _ in titles), default=0.0)
         level = all(rotation % 180 == 0 for _, rotation in titles)
-        bars_w = sum(COLORBAR_GAP_IN + COLORBAR_WIDTH_IN + self._decoration(ax, renderer, dpi) for ax in self.colorbars)
+        decorations = [self._decoration(ax, renderer, dpi) for ax in self.colorbars]
+        bars_w = sum(COLORBAR_GAP_IN + COLORBAR_WIDTH_IN + d for d in decorations)
 
         left, top = PAD_IN + label_w, PAD_IN + title_h
         right, bottom = PAD_IN + bars_w, PAD_IN
@@ -91,11 +92,11 @@ class GridLayout(LayoutEngine):
                 self.panels[r, c].set_position((x / width, y / height, side / width, side / height))
         bar_h = max(COLORBAR_HEIGHT * block_h, min(1.0, block_h))
         x = x0 + block_w
-        for ax in self.colorbars:
+        for ax, decoration in zip(self.colorbars, decorations):
             x += COLORBAR_GAP_IN
             ax.set_position((x / width, (y_top - block_h / 2 - bar_h / 2) / height,
                              COLORBAR_WIDTH_IN / width, bar_h / height))
-            x += COLORBAR_WIDTH_IN + self._decoration(ax, renderer, dpi)
+            x += COLORBAR_WIDTH_IN + decoration
 
     @staticmethod
     def _decoration(ax: Axes, renderer, dpi: float) -> float:
