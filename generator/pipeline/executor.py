@@ -23,6 +23,7 @@ process.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 from collections import OrderedDict, deque
@@ -160,12 +161,22 @@ class _Windowed(Executor):
         raise NotImplementedError
 
 
-def _worker_threads(threads: int) -> None:
-    """Process-pool initializer: pin the kernels, set the intra-op threads."""
+def _worker_threads(threads: int, log_levels: dict[str, int] | None = None) -> None:
+    """Process-pool initializer: pin the kernels, set the intra-op threads, and give the libraries' loggers the
+    levels they have in the build process (so a worker is as quiet as the build about tf.function retracing)."""
     import generator  # noqa: F401  (pins the CPU kernels before torch computes anything)
     import torch
 
+    for name, level in (log_levels or {}).items():
+        logging.getLogger(name).setLevel(level)
     torch.set_num_threads(threads)
+
+
+QUIETED_LOGGERS = ("tensorflow", "fontTools")
+
+
+def _log_levels() -> dict[str, int]:
+    return {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
 
 
 class ProcessExecutor(_Windowed):
@@ -175,7 +186,7 @@ class ProcessExecutor(_Windowed):
         self.workers = workers
         threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_worker_threads, initargs=(threads,))
+                                         initializer=_worker_threads, initargs=(threads, _log_levels()))
 
     def _submit(self, task: ChunkTask) -> Any:
         return self._pool.submit(explain_chunk, task)

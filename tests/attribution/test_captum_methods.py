@@ -167,7 +167,7 @@ def test_gradcam_matches_hand_computation(cnn) -> None:
     hook = layer.register_forward_hook(lambda module, inputs, output: activations.update(a=output))
     try:
         with exact_float32():  # as the explainer (no TF32 on a GPU)
-            logits = cnn.model(cnn.prepare(images))
+            logits = cnn.model(cnn.prepare(images).requires_grad_())  # the handle froze the weights
     finally:
         hook.remove()
     with exact_float32():
