@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,8 +124,14 @@ def _floor(model: torch.nn.Module, layer: torch.nn.Module, kind: str, n_inputs: 
 def _backward(model: torch.nn.Module, layer: torch.nn.Module, batch: torch.Tensor, kind: str) -> None:
     """One forward pass and the backward pass(es) of ``kind`` on one chunk."""
     captured = {}
-    hook = layer.register_forward_hook(lambda module, args, output: captured.update(a=output)) \
-        if kind.startswith("layer") else None
+
+    def capture(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        # The handle froze the weights: without an input gradient the layer's output needs its own
+        # (as Captum's layer methods do), and the backward pass then stops at the layer.
+        captured["a"] = output if output.requires_grad else output.requires_grad_()
+        return captured["a"]
+
+    hook = layer.register_forward_hook(capture) if kind.startswith("layer") else None
     inputs = batch.detach().requires_grad_(kind != "layer")
     try:
         score = model(inputs)[:, 0].sum()

@@ -140,6 +140,7 @@ def replicate_results(run: Run, pairs: list[ReplicatePair]) -> dict[str, Any]:
         return {}
     titles = run.explanations.titles if run.explanations is not None else {m: m for m in methods}
     left_out = [titles.get(m, m) for m in config.attribution.methods if m not in methods]
+    params = _parameters(run, methods, titles)
     prov = {**run.provenance, "replicates": [(p.fair.key, p.biased.key) for p in pairs], "rows": len(rows),
             "attribution": config.attribution.model_dump(mode="json"), "permutations": REPLICATE_N_PERMUTATIONS,
             "code": code_hash(*SHARES_CODE, "generator.analysis.compare")}
@@ -157,7 +158,7 @@ def replicate_results(run: Run, pairs: list[ReplicatePair]) -> dict[str, Any]:
                 f"permutation test ({REPLICATE_N_PERMUTATIONS} sign flips), Holm-corrected across the methods of the "
                 "draw; 'detected' means corrected p < 0.05. 'd' is the mean paired difference over its standard "
                 "deviation; 'min_detectable' is the difference (share points) the test finds with 80% power at the "
-                "strictest Holm level.",
+                "strictest Holm level." + params,
         page="analysis.md", provenance=prov, make=tests)
     summary = run.publisher.table(
         "tab-analysis-replicates-summary", title="Which methods find the shortcut in every draw",
@@ -178,7 +179,7 @@ def replicate_results(run: Run, pairs: list[ReplicatePair]) -> dict[str, Any]:
         caption=f"Per method, the biased-minus-fair difference in attribution share on the corner mark in each of "
                 f"the {len(pairs)} training draws (markers side by side), with 95% bootstrap intervals over the "
                 f"{len(rows)} evaluation images showing the mark; filled: detected (Holm-corrected paired "
-                "permutation p < 0.05), open: not detected.",
+                "permutation p < 0.05), open: not detected." + params,
         alt="Dot plot of the difference in attribution on the corner mark per method, one marker per training draw.",
         page="analysis.md", provenance=prov,
         make=lambda: replicate_detection(table.frame, method_labels=titles, order=methods))
@@ -189,6 +190,16 @@ def replicate_results(run: Run, pairs: list[ReplicatePair]) -> dict[str, Any]:
             "detectable_d": detectable_effect(int(n_values.min()) if len(n_values) else 0, len(methods)),
             "accuracy": _accuracy_ranges(accuracy.frame), "seeds": [config.seed + p.replicate for p in pairs],
             "left_out": left_out}
+
+
+def _parameters(run: Run, methods: list[str], titles: dict[str, str]) -> str:
+    """The methods' parameters for a caption: those of the explanation section's map sets (the same settings)."""
+    if run.explanations is None or not run.models:
+        return ""
+    first = run.models[0].name
+    stated = [f"{titles.get(m, m)}: {run.explanations.maps[(first, m)].caption}" for m in methods
+              if (first, m) in run.explanations.maps and run.explanations.maps[(first, m)].caption]
+    return " Parameters: " + "; ".join(stated) + "." if stated else ""
 
 
 def _tests(run: Run, pairs: list[ReplicatePair], rows: np.ndarray, methods: list[str],
