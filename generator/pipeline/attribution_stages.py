@@ -25,12 +25,14 @@ from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.executor import MapFeed
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["MapSet", "attribution_key", "attribution_stage", "select_stage"]
+__all__ = ["SHARES_CODE", "MapSet", "attribution_key", "attribution_stage", "select_stage", "shares_key", "shares_stage"]
 
 log = logging.getLogger(__name__)
 
 ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.models.adapters",
                     "generator.pipeline.attribution_stages")
+# The region shares of a method's maps (the shortcut test over training draws keeps only these).
+SHARES_CODE = (*ATTRIBUTION_CODE, "generator.analysis.regions")
 
 
 @dataclass(frozen=True)
@@ -235,3 +237,60 @@ def _resume_point(path: Path, ledger: Path, shape: tuple[int, ...]) -> tuple[int
     except (OSError, ValueError, KeyError, TypeError):
         return 0, 0.0
     return (done, seconds) if fits else (0, 0.0)
+
+
+# ----------------------------------------------------------------------------- region shares
+
+def shares_key(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
+               targets: np.ndarray, method: str, twin_path: Path | None) -> str:
+    """The cache key of one method's region shares: the model's key, the dataset's key, the images (ids)
+    and their targets, the method, its parameters and framework, and the code."""
+    params = dict(config.attribution.params.get(method, {}))
+    framework, _ = _framework(method, trained, twin_path)
+    ids = faces.table["image_id"].to_numpy()[rows].tolist()
+    return cache.key("shares", {"method": method, "params": params, "framework": framework, "images": ids,
+                                "targets": targets.tolist(), "code": code_hash(*SHARES_CODE)},
+                     (trained.key, faces.key))
+
+
+def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
+                 targets: np.ndarray, method: str, twin_path: Path | None,
+                 feed: MapFeed | None = None) -> pd.DataFrame | None:
+    """Region shares of ``method``'s maps on the evaluation images ``rows`` (None when the method cannot run).
+
+    The key (:func:`shares_key`) names every input. With a ``feed``, the maps come from its
+    worker tasks (see :mod:`generator.pipeline.executor`).
+    """
+    params = dict(config.attribution.params.get(method, {}))
+    framework, skipped = _framework(method, trained, twin_path)
+    if skipped:
+        return None
+    key = shares_key(cache, config, faces, trained, rows, targets, method, twin_path)
+
+    def compute(folder: Path) -> None:
+        from generator.analysis.regions import region_share_table
+        from generator.attribution.base import UnsupportedMethod
+        from generator.attribution.registry import build_explainer
+        from generator.datasets.synthetic import REGIONS
+
+        start = time.perf_counter()
+        try:
+            explainer = build_explainer(method, handle_for(config, trained, framework, twin_path), params)
+        except UnsupportedMethod as reason:
+            (folder / "meta.json").write_text(json.dumps({"skipped": str(reason)}))
+            return
+        frames, done = [], 0
+        fed = feed.maps(key, 0) if feed is not None else None
+        for chunk in fed if fed is not None else explainer.iter_explain(faces.images[rows], targets):
+            part = rows[done:done + len(chunk)]
+            meta = pd.DataFrame({"image_id": faces.table["image_id"].to_numpy()[part]})
+            frames.append(region_share_table(chunk, faces.masks[part], REGIONS, meta))
+            done += len(chunk)
+        pd.concat(frames, ignore_index=True).to_csv(folder / "shares.csv", index=False)
+        (folder / "meta.json").write_text(json.dumps({"skipped": "", "method": method, "model": trained.name,
+                                                      "images": len(rows), "seconds": time.perf_counter() - start}))
+
+    entry = cache.get_or_compute("shares", key, compute)
+    if not (entry / "shares.csv").is_file():
+        return None
+    return pd.read_csv(entry / "shares.csv", dtype={"image_id": str})

@@ -15,8 +15,6 @@ power of the test at the n used.
 """
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,20 +24,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from generator.config import Config
-from generator.pipeline.attribution_stages import ATTRIBUTION_CODE, _framework
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.attribution_stages import SHARES_CODE, _framework, shares_key, shares_stage
+from generator.pipeline.cache import code_hash
 from generator.pipeline.executor import Executor, MapFeed, chunk_tasks, make_executor, uses_workers
 from generator.pipeline.plan import notify
 from generator.pipeline.progress import progress_bar
-from generator.pipeline.stages import Faces, TrainedModel, handle_for
+from generator.pipeline.stages import TrainedModel
 from generator.pipeline.state import Run
 
 __all__ = ["REPLICATE_N_PERMUTATIONS", "ReplicatePair", "detectable_effect", "replicate_results", "shares_stage",
            "verdicts"]
 
 REPLICATE_N_PERMUTATIONS = 10000
-SHARES_CODE = (*ATTRIBUTION_CODE, "generator.analysis.regions", "generator.pipeline.results_replicates")
 LEVEL, POWER = 0.05, 0.8
 
 
@@ -51,61 +47,6 @@ class ReplicatePair:
     fair: TrainedModel
     biased: TrainedModel
     twins: dict[str, Path | None]
-
-
-def shares_key(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
-               targets: np.ndarray, method: str, twin_path: Path | None) -> str:
-    """The cache key of one method's region shares: the model's key, the dataset's key, the images (ids)
-    and their targets, the method, its parameters and framework, and the code."""
-    params = dict(config.attribution.params.get(method, {}))
-    framework, _ = _framework(method, trained, twin_path)
-    ids = faces.table["image_id"].to_numpy()[rows].tolist()
-    return cache.key("shares", {"method": method, "params": params, "framework": framework, "images": ids,
-                                "targets": targets.tolist(), "code": code_hash(*SHARES_CODE)},
-                     (trained.key, faces.key))
-
-
-def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
-                 targets: np.ndarray, method: str, twin_path: Path | None,
-                 feed: MapFeed | None = None) -> pd.DataFrame | None:
-    """Region shares of ``method``'s maps on the evaluation images ``rows`` (None when the method cannot run).
-
-    The key (:func:`shares_key`) names every input. With a ``feed``, the maps come from its
-    worker tasks (see :mod:`generator.pipeline.executor`).
-    """
-    params = dict(config.attribution.params.get(method, {}))
-    framework, skipped = _framework(method, trained, twin_path)
-    if skipped:
-        return None
-    key = shares_key(cache, config, faces, trained, rows, targets, method, twin_path)
-
-    def compute(folder: Path) -> None:
-        from generator.analysis.regions import region_share_table
-        from generator.attribution.base import UnsupportedMethod
-        from generator.attribution.registry import build_explainer
-        from generator.datasets.synthetic import REGIONS
-
-        start = time.perf_counter()
-        try:
-            explainer = build_explainer(method, handle_for(config, trained, framework, twin_path), params)
-        except UnsupportedMethod as reason:
-            (folder / "meta.json").write_text(json.dumps({"skipped": str(reason)}))
-            return
-        frames, done = [], 0
-        fed = feed.maps(key, 0) if feed is not None else None
-        for chunk in fed if fed is not None else explainer.iter_explain(faces.images[rows], targets):
-            part = rows[done:done + len(chunk)]
-            meta = pd.DataFrame({"image_id": faces.table["image_id"].to_numpy()[part]})
-            frames.append(region_share_table(chunk, faces.masks[part], REGIONS, meta))
-            done += len(chunk)
-        pd.concat(frames, ignore_index=True).to_csv(folder / "shares.csv", index=False)
-        (folder / "meta.json").write_text(json.dumps({"skipped": "", "method": method, "model": trained.name,
-                                                      "images": len(rows), "seconds": time.perf_counter() - start}))
-
-    entry = cache.get_or_compute("shares", key, compute)
-    if not (entry / "shares.csv").is_file():
-        return None
-    return pd.read_csv(entry / "shares.csv", dtype={"image_id": str})
 
 
 def detectable_effect(n: int, m: int, level: float = LEVEL, power: float = POWER) -> float:
@@ -143,7 +84,7 @@ def replicate_results(run: Run, pairs: list[ReplicatePair]) -> dict[str, Any]:
     params = _parameters(run, methods, titles)
     prov = {**run.provenance, "replicates": [(p.fair.key, p.biased.key) for p in pairs], "rows": len(rows),
             "attribution": config.attribution.model_dump(mode="json"), "permutations": REPLICATE_N_PERMUTATIONS,
-            "code": code_hash(*SHARES_CODE, "generator.analysis.compare")}
+            "code": code_hash(*SHARES_CODE, "generator.analysis.compare", "generator.pipeline.results_replicates")}
 
     @cache
     def tests() -> pd.DataFrame:
