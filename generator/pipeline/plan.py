@@ -120,8 +120,10 @@ class Plan:
         timing = ", ".join(f"'{m}' {f * 1e3:.2g} ms a forward pass and {g * 1e3:.2g} ms a gradient per image"
                            for m, (f, g) in self.calibration.items())
         longest = max(todo, key=lambda m: m.seconds)
-        lines.append(f"  estimate on this machine: about {_duration(self.seconds)} (calibrated: {timing}); "
-                     f"longest: {longest.method} on '{longest.model}', about {_duration(longest.seconds)}.")
+        lines.append(f"  estimate on this machine for the maps and these metrics: about {_duration(self.seconds)} "
+                     f"(calibrated: {timing}); longest: {longest.method} on '{longest.model}', about "
+                     f"{_duration(longest.seconds)}. Not in it: the sanity checks, the cross-library agreement and "
+                     "the figures, which follow.")
         return "\n".join(lines)
 
     def record(self, item: MapSetPlan, seconds: float) -> None:
