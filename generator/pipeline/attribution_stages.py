@@ -25,7 +25,8 @@ from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.executor import MapFeed
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["SHARES_CODE", "MapSet", "attribution_key", "attribution_stage", "select_stage", "shares_key", "shares_stage"]
+__all__ = ["SHARES_CODE", "MapSet", "attribution_key", "attribution_stage", "select_stage", "shares_key",
+           "shares_stage"]
 
 log = logging.getLogger(__name__)
 

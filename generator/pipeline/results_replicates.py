@@ -32,8 +32,7 @@ from generator.pipeline.progress import progress_bar
 from generator.pipeline.stages import TrainedModel
 from generator.pipeline.state import Run
 
-__all__ = ["REPLICATE_N_PERMUTATIONS", "ReplicatePair", "detectable_effect", "replicate_results", "shares_stage",
-           "verdicts"]
+__all__ = ["REPLICATE_N_PERMUTATIONS", "ReplicatePair", "detectable_effect", "replicate_results", "verdicts"]
 
 REPLICATE_N_PERMUTATIONS = 10000
 LEVEL, POWER = 0.05, 0.8
