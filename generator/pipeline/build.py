@@ -90,6 +90,7 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     try:
         return _build(run, docs_dir, site, slides_pdf)
     finally:
+        run.close_executor()
         run.publisher.close()
 
 

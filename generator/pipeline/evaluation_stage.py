@@ -107,6 +107,11 @@ class _Metrics:
         self.mufidelity = MuFidelity(probs, images, targets, seed=config.seed)
         self.handle = handle
         self.inputs = handle.prepare(images) if trained.framework == "torch" else None
+        self._model = None
+        if trained.framework == "torch":  # Captum's infidelity sends 8 x 32 perturbed copies: run them in passes
+            from generator.attribution.handles import ChunkedForward, pass_size
+
+            self._model = ChunkedForward(handle.model, pass_size(handle.device))
         self._forwards: dict[bytes, Any] = {}
 
     def forward(self, batch: Any) -> Any:
@@ -119,7 +124,7 @@ class _Metrics:
         key = hashlib.sha1(data.tobytes()).digest() + str(data.shape).encode()
         if key not in self._forwards:
             with torch.no_grad():
-                self._forwards[key] = self.handle.model(batch)
+                self._forwards[key] = self._model(batch)
         return self._forwards[key]
 
 

@@ -143,12 +143,16 @@ class _Windowed(Executor):
 
     def ordered(self, tasks: Iterable[ChunkTask]) -> Iterator[np.ndarray]:
         pending: deque[Any] = deque()
-        for task in tasks:
-            pending.append(self._submit(task))
-            if len(pending) >= WINDOW * self.workers:
+        try:
+            for task in tasks:
+                pending.append(self._submit(task))
+                if len(pending) >= WINDOW * self.workers:
+                    yield self._result(pending.popleft())
+            while pending:
                 yield self._result(pending.popleft())
-        while pending:
-            yield self._result(pending.popleft())
+        finally:  # closed before the end (a failed stage, map sets passed over): the rest is not wanted
+            for handle in pending:
+                self._cancel(handle)
 
     @property
     def parallel(self) -> bool:
@@ -159,6 +163,9 @@ class _Windowed(Executor):
 
     def _result(self, handle: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def _cancel(self, handle: Any) -> None:
+        """Drop a submitted task: not started, it never runs; running, its result is not awaited."""
 
 
 def _worker_threads(threads: int, log_levels: dict[str, int] | None = None) -> None:
@@ -193,6 +200,9 @@ class ProcessExecutor(_Windowed):
 
     def _result(self, handle: Any) -> np.ndarray:
         return handle.result()
+
+    def _cancel(self, handle: Any) -> None:
+        handle.cancel()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -233,6 +243,12 @@ class RayExecutor(_Windowed):
 
     def _result(self, handle: Any) -> np.ndarray:
         return self._ray.get(handle)
+
+    def _cancel(self, handle: Any) -> None:
+        try:
+            self._ray.cancel(handle)
+        except Exception:  # already finished, or the cluster is gone: nothing left to stop
+            pass
 
     def close(self) -> None:
         if self._started:
@@ -292,6 +308,10 @@ class MapFeed:
                                f"the map set at {start}")
         self._keys.discard(key)
         return self._take(key)
+
+    def close(self) -> None:
+        """Drop the tasks not handed out yet (those of map sets the build passed over or did not reach)."""
+        self._results.close()
 
     def _take(self, key: str) -> Iterator[np.ndarray]:
         while self._next < len(self._tasks) and self._tasks[self._next].key == key:

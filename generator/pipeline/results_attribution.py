@@ -18,7 +18,7 @@ from generator.pipeline.attribution_stages import (
 )
 from generator.pipeline.cache import code_hash
 from generator.pipeline.evaluation_stage import evaluated, evaluation_key, evaluation_stage
-from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, make_executor, uses_workers
+from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, uses_workers
 from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
@@ -66,7 +66,7 @@ def attribution_results(run: Run) -> Explanations:
     if plan.to_compute:
         notify(plan.summary())
     tasks = _tasks(run, chosen, plan) if uses_workers(config.execution) else []
-    executor = make_executor(config.execution) if tasks else None
+    executor = run.executor() if tasks else None
     feed = MapFeed(executor, tasks) if executor is not None else None
     if executor is not None:
         notify(f"  maps: {len(tasks)} tasks {executor.describe()}")
@@ -97,8 +97,8 @@ def attribution_results(run: Run) -> Explanations:
                         plan.record(item, time.perf_counter() - start)
                         bar.set_postfix_str(plan.eta())
     finally:
-        if executor is not None:
-            executor.close()
+        if feed is not None:
+            feed.close()
     groups = chosen[["image_id", "reason", *group_by(config, run.faces)]]
     out.per_sample = pd.concat(evaluations, ignore_index=True).merge(groups, on="image_id", how="left")
     out.skipped = pd.DataFrame(skipped, columns=["model", "method", "reason"])

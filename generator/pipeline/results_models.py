@@ -85,7 +85,7 @@ def group_counts(faces) -> pd.DataFrame:
 def model_results(run: Run) -> None:
     from generator.figures import models as figs
 
-    pub, seed, words = run.publisher, run.config.seed, run.vocabulary
+    pub, words = run.publisher, run.vocabulary
     prov = run.provenance
     histories = {m.name: m.history for m in run.models if m.history is not None}
     if histories:

@@ -26,7 +26,7 @@ from scipy import stats as sps
 
 from generator.pipeline.attribution_stages import SHARES_CODE, _framework, shares_key, shares_stage
 from generator.pipeline.cache import code_hash
-from generator.pipeline.executor import Executor, MapFeed, chunk_tasks, make_executor, uses_workers
+from generator.pipeline.executor import MapFeed, chunk_tasks, uses_workers
 from generator.pipeline.plan import notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.stages import TrainedModel
@@ -145,7 +145,7 @@ def _parameters(run: Run, methods: list[str], titles: dict[str, str]) -> str:
 def _tests(run: Run, pairs: list[ReplicatePair], rows: np.ndarray, methods: list[str],
            titles: dict[str, str]) -> pd.DataFrame:
     frames = []
-    executor, feed = _feed(run, pairs, rows, methods)
+    feed = _feed(run, pairs, rows, methods)
     try:
         with progress_bar(len(pairs) * 2 * len(methods), f"shortcut test, {len(pairs)} draws x {len(rows)} images",
                           unit="map set") as bar:
@@ -161,20 +161,19 @@ def _tests(run: Run, pairs: list[ReplicatePair], rows: np.ndarray, methods: list
                             shares.append(found.assign(model=trained.config.name, method=method))
                 frames += _compared(run, pair, shares, titles)
     finally:
-        if executor is not None:
-            executor.close()
+        if feed is not None:
+            feed.close()
     table = pd.concat(frames, ignore_index=True)
     table["d"] = table["difference"] / table["sd"]
     first = ["replicate", "seed", "method"]
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def _feed(run: Run, pairs: list[ReplicatePair], rows: np.ndarray,
-          methods: list[str]) -> tuple[Executor | None, MapFeed | None]:
+def _feed(run: Run, pairs: list[ReplicatePair], rows: np.ndarray, methods: list[str]) -> MapFeed | None:
     """Worker tasks for every shares entry still to compute (none without workers or Ray)."""
     config = run.config
     if not uses_workers(config.execution):
-        return None, None
+        return None
     tasks = []
     for pair in pairs:
         for trained in (pair.fair, pair.biased):
@@ -187,10 +186,10 @@ def _feed(run: Run, pairs: list[ReplicatePair], rows: np.ndarray,
                                          dict(config.attribution.params.get(method, {})), run.faces.images[rows],
                                          targets)
     if not tasks:
-        return None, None
-    executor = make_executor(config.execution)
+        return None
+    executor = run.executor()
     notify(f"shortcut test over training draws: {len(tasks)} tasks {executor.describe()}")
-    return executor, MapFeed(executor, tasks)
+    return MapFeed(executor, tasks)
 
 
 def _compared(run: Run, pair: ReplicatePair, shares: list[pd.DataFrame], titles: dict[str, str]) -> list[pd.DataFrame]:

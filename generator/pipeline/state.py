@@ -32,6 +32,23 @@ class Run:
     replicates: dict[str, Any] = field(default_factory=dict)
     #: Analyses that stepped aside, with the reason, per page (shown there instead of a traceback).
     notes: dict[str, list[str]] = field(default_factory=dict)
+    #: The worker processes (or Ray connection) of the build, started by the first stage that sends tasks
+    #: and kept for the next ones (each worker process imports the frameworks once), stopped by the build.
+    workers: Any = field(default=None, repr=False)
+
+    def executor(self) -> Any:
+        """The build's :class:`~generator.pipeline.executor.Executor`, started on first use."""
+        if self.workers is None:
+            from generator.pipeline.executor import make_executor
+
+            self.workers = make_executor(self.config.execution)
+        return self.workers
+
+    def close_executor(self) -> None:
+        """Stop the build's worker processes, if any were started."""
+        if self.workers is not None:
+            workers, self.workers = self.workers, None
+            workers.close()
 
     def predictions_of(self, name: str) -> Predictions:
         """Predictions of a model of the audit or of a further training draw (``fair#1``, ...)."""
