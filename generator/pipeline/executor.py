@@ -165,7 +165,8 @@ class _Windowed(Executor):
         raise NotImplementedError
 
     def _cancel(self, handle: Any) -> None:
-        """Drop a submitted task: not started, it never runs; running, its result is not awaited."""
+        """Drop a submitted task: one not started never runs, a running one's result is not awaited."""
+        raise NotImplementedError
 
 
 def _worker_threads(threads: int, log_levels: dict[str, int] | None = None) -> None:
