@@ -310,7 +310,7 @@ class ModelHandle:
             If the images are not ``(N, H, W, 3)`` uint8.
         """
         if batch_size is None:
-            batch_size = pass_size(self.device) if self.framework == "torch" else GPU_PASS
+            batch_size = pass_size(self.device)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         check_pixels(images)

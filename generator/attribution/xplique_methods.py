@@ -164,7 +164,7 @@ class XpliqueExplainer(Explainer):
         # Xplique sends its internal batches (64 perturbed or interpolated inputs) in one call: on a CPU they
         # run in passes of CPU_PASS (RISE and occlusion 1.4 times, Integrated Gradients 1.2 times faster on one
         # core for the SmallCNN at 64 px).
-        model = ChunkedForward(self.handle.model.eval(), pass_size(self.handle.device)).eval()
+        model = ChunkedForward(self.handle.model, pass_size(self.handle.device)).eval()
         with _tf_state(tf, eager=False, seed=None), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="TF is set to run eagerly")  # undone by _tf_state
             return TorchWrapper(model, self.handle.device, is_channel_first=True, requires_grad=self.needs_grad)
