@@ -116,6 +116,7 @@ def _build(run: Run, docs_dir: Path, site: bool, slides_pdf: bool | None) -> Bui
             analysis_results(run, run.explanations)
         with _timed(timings, "replicates"):
             run.replicates = replicate_results(run, _pairs(run))
+        run.close_executor()  # no later stage sends tasks; the build gets its threads back
     with _timed(timings, "deck"):  # its figures are drawn here, while the site's are still being rendered
         deck_html = _write_deck(run)
     # The figure files still being rendered in the background; the pages and the manifest come after them,

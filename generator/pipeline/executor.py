@@ -37,7 +37,8 @@ import numpy as np
 
 from generator.errors import ConfigError
 
-__all__ = ["ChunkTask", "Executor", "MapFeed", "chunk_tasks", "explain_chunk", "make_executor", "uses_workers"]
+__all__ = ["ChunkTask", "Executor", "MapFeed", "chunk_tasks", "cpu_threads", "explain_chunk", "make_executor",
+           "uses_workers"]
 
 #: Images per task, rounded up to whole explainer chunks: small enough to spread a map set of the
 #: default (46 images) over workers, large enough that a task outweighs sending it.
@@ -125,6 +126,11 @@ class Executor:
         """Whether tasks run outside the build process."""
         return False
 
+    @property
+    def shares_cores(self) -> bool:
+        """Whether the workers run on this machine's cores, beside the build process."""
+        return False
+
     def ordered(self, tasks: Iterable[ChunkTask]) -> Iterator[np.ndarray]:
         """The maps of each task, in the order of ``tasks``."""
         for task in tasks:
@@ -169,6 +175,15 @@ class _Windowed(Executor):
         raise NotImplementedError
 
 
+def cpu_threads(threads: int) -> int:
+    """Set PyTorch's intra-op CPU threads of this process to ``threads``; return the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    return previous
+
+
 def _worker_threads(threads: int, log_levels: dict[str, int] | None = None) -> None:
     """Process-pool initializer: pin the kernels, set the intra-op threads, and give the libraries' loggers the
     levels they have in the build process (so a worker is as quiet as the build about tf.function retracing)."""
@@ -195,6 +210,10 @@ class ProcessExecutor(_Windowed):
         threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_worker_threads, initargs=(threads, _log_levels()))
+
+    @property
+    def shares_cores(self) -> bool:
+        return True
 
     def _submit(self, task: ChunkTask) -> Any:
         return self._pool.submit(explain_chunk, task)
@@ -225,6 +244,7 @@ class RayExecutor(_Windowed):
                               "or set execution.engine: local") from error
         self._ray = ray
         self._started = not ray.is_initialized()
+        self._local = not address or address == "auto"  # a cluster started here, or the one this machine heads
         if self._started:
             root = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
@@ -238,6 +258,10 @@ class RayExecutor(_Windowed):
         self.workers = max(1, int(resources.get("CPU", workers)))
         gpus = 1 if resources.get("GPU", 0) >= 1 else 0
         self._remote = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_task)
+
+    @property
+    def shares_cores(self) -> bool:
+        return self._local
 
     def _submit(self, task: ChunkTask) -> Any:
         return self._remote.remote(task)
