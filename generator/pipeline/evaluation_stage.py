@@ -5,8 +5,10 @@ an evaluation setting recomputes the scores but not the maps.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,11 @@ from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache, code_hash
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
-__all__ = ["EXPENSIVE_METRICS", "evaluated", "evaluation_key", "evaluation_stage", "prob_fn"]
+if TYPE_CHECKING:
+    from generator.pipeline.executor import Executor
+
+__all__ = ["EXPENSIVE_METRICS", "curve_scores", "evaluated", "evaluation_key", "evaluation_stage", "prob_fn",
+           "sensitivity_scores", "submit_evaluation"]
 
 EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.models.nets",
                    "generator.models.adapters", "generator.pipeline.evaluation_stage")
@@ -60,29 +66,129 @@ def evaluation_key(cache: Cache, config: Config, maps_key: str, chosen: pd.DataF
 
 def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
                      targets: np.ndarray, maps: MapSet, twin_path: Path | None) -> pd.DataFrame:
-    """Per-sample quality scores of one method's maps: faithfulness, complexity, localisation.
+    """Per-sample quality scores of one method's maps (see :func:`submit_evaluation`), computed here."""
+    return submit_evaluation(cache, config, faces, trained, chosen, targets, maps, twin_path)()
+
+
+def submit_evaluation(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
+                      targets: np.ndarray, maps: MapSet, twin_path: Path | None,
+                      executor: Executor | None = None) -> Callable[[], pd.DataFrame]:
+    """Start the per-sample quality scores of one method's maps: faithfulness, complexity, localisation.
+
+    The work that re-runs the model per map (deletion and insertion curves, in tasks of
+    :data:`CURVE_IMAGES` images, and max-sensitivity's re-explanations) is sent to ``executor``,
+    whose workers compute it beside the next map sets (without one it is computed here, in
+    the same chunks: the same numbers). The returned function waits for those tasks, adds the
+    scores shared by every method of the model (MuFidelity, infidelity) and the ones read off the
+    map alone, caches the table and returns it.
 
     The :data:`EXPENSIVE_METRICS` are computed on the ``evaluated`` rows of ``chosen`` only (NaN on the
     others). An image's scores do not depend on which other images are evaluated (MuFidelity draws the
     same pixel subsets for every image), except infidelity's: its seeded perturbations are drawn per
     chunk of :data:`INFIDELITY_CHUNK` images.
     """
+    from generator.pipeline.executor import Executor, absolute_model
+
     steps = config.attribution.deletion_steps
     key = evaluation_key(cache, config, maps.key, chosen)
+    if cache.is_done("evaluation", key):
+        return lambda: _read(cache.get_or_compute("evaluation", key, _never))
+    executor = executor or Executor()
+    subset, every = evaluated(chosen), np.asarray(maps.maps)
+    images, scored, mapped = faces.images[chosen["row"].to_numpy()[subset]], targets[subset], every[subset]
+    model = absolute_model(trained)
+    curves = [executor.submit(curve_scores, config, model, images[k:k + CURVE_IMAGES], scored[k:k + CURVE_IMAGES],
+                              mapped[k:k + CURVE_IMAGES], steps) for k in range(0, len(images), CURVE_IMAGES)]
+    sensitivity = None
+    from generator.attribution.registry import REGISTRY
+
+    if REGISTRY[maps.method].family in SENSITIVITY_FAMILIES:
+        twin = Path(twin_path).resolve() if twin_path is not None else None
+        sensitivity = executor.submit(sensitivity_scores, config, model, maps.framework, twin, maps.method,
+                                      dict(config.attribution.params.get(maps.method, {})),
+                                      images[:SENSITIVITY_IMAGES], scored[:SENSITIVITY_IMAGES])
 
     def compute(folder: Path) -> None:
-        subset = evaluated(chosen)
-        every = np.asarray(maps.maps)
-        metrics = _metrics(config, trained, faces, chosen[subset], targets[subset], steps)
-        table = _evaluate(metrics, faces, chosen, every, subset)
-        table["infidelity"] = _spread(_infidelity(metrics, trained, targets[subset], every[subset], config.seed),
-                                      subset)
-        table["max_sensitivity"] = _spread(_sensitivity(config, faces, trained, chosen[subset], targets[subset],
-                                                        maps, twin_path), subset)
+        metrics = _metrics(config, trained, faces, chosen[subset], scored, steps)
+        done = [job.result() for job in curves]
+        deletion = np.concatenate([d for d, _ in done]) if done else np.empty(0)
+        insertion = np.concatenate([i for _, i in done]) if done else np.empty(0)
+        table = _evaluate(metrics, faces, chosen, every, subset, deletion, insertion)
+        table["infidelity"] = _spread(_infidelity(metrics, trained, scored, mapped, config.seed), subset)
+        robust = np.full(len(images), np.nan)
+        if sensitivity is not None:
+            robust[:SENSITIVITY_IMAGES] = sensitivity.result()
+        table["max_sensitivity"] = _spread(robust, subset)
         table.to_csv(folder / "per_sample.csv", index=False)
 
-    entry = cache.get_or_compute("evaluation", key, compute)
+    return lambda: _read(cache.get_or_compute("evaluation", key, compute))
+
+
+def _read(entry: Path) -> pd.DataFrame:
     return pd.read_csv(entry / "per_sample.csv", dtype={"image_id": str})
+
+
+def _never(folder: Path) -> None:
+    raise RuntimeError(f"evaluation {folder.name}: found done, then missing from the cache")
+
+
+#: Evaluated images per task of deletion and insertion curves (about 30 forward passes an image): small enough
+#: to spread a map set of the default (46 images) over the workers, large enough that a task outweighs sending it.
+CURVE_IMAGES = 16
+#: Deletion and insertion metrics a process keeps (model and images), for the next methods' maps of those images.
+KEPT_CURVES = 4
+_CURVES: OrderedDict[str, Any] = OrderedDict()
+
+
+def curve_scores(config: Config, trained: TrainedModel, images: np.ndarray, targets: np.ndarray, maps: np.ndarray,
+                 steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deletion and insertion AUC of ``maps`` (a task: run by a worker, or here without workers).
+
+    The metrics of a model and image chunk (their endpoint predictions) are built once per process
+    and kept for the other methods' maps of the same images.
+    """
+    import hashlib
+
+    from generator.evaluation.faithfulness import Deletion, Insertion
+
+    memo = hashlib.sha1(np.ascontiguousarray(images).tobytes() + np.asarray(targets, np.int64).tobytes()).hexdigest()
+    memo += f"{trained.key}/{trained.framework}/{steps}"
+    if memo not in _CURVES:
+        probs = prob_fn(_kept_handle(config, trained))
+        _CURVES[memo] = (Deletion(probs, images, targets, steps=steps), Insertion(probs, images, targets, steps=steps))
+        while len(_CURVES) > KEPT_CURVES:
+            _CURVES.popitem(last=False)
+    _CURVES.move_to_end(memo)
+    deletion, insertion = _CURVES[memo]
+    return deletion(maps), insertion(maps)
+
+
+_HANDLES: OrderedDict[str, Any] = OrderedDict()
+
+
+def _kept_handle(config: Config, trained: TrainedModel) -> Any:
+    """The model handle of ``trained`` in its own framework, loaded once per process (the last two kept)."""
+    memo = f"{trained.key}/{trained.framework}"
+    if memo not in _HANDLES:
+        _HANDLES[memo] = handle_for(config, trained, trained.framework)
+        while len(_HANDLES) > 2:
+            _HANDLES.popitem(last=False)
+    _HANDLES.move_to_end(memo)
+    return _HANDLES[memo]
+
+
+def sensitivity_scores(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,
+                       params: dict[str, Any], images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Max-sensitivity (Yeh et al., 2019) of ``method`` on ``images`` (a task, like :func:`curve_scores`)."""
+    from generator.evaluation.robustness import max_sensitivity
+    from generator.pipeline.executor import kept_explainer
+
+    explainer = kept_explainer(config, trained, framework, twin_path, method, params)
+
+    def explain(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        return explainer.explain(np.clip(np.rint(batch), 0, 255).astype(np.uint8), classes)
+
+    return max_sensitivity(explain, images, targets, n_samples=4, seed=config.seed)
 
 
 class _Metrics:
@@ -98,13 +204,10 @@ class _Metrics:
 
     def __init__(self, config: Config, trained: TrainedModel, images: np.ndarray, targets: np.ndarray,
                  steps: int) -> None:
-        from generator.evaluation.faithfulness import Deletion, Insertion, MuFidelity
+        from generator.evaluation.faithfulness import MuFidelity
 
-        handle = handle_for(config, trained, trained.framework)
-        probs = prob_fn(handle)
-        self.deletion = Deletion(probs, images, targets, steps=steps)
-        self.insertion = Insertion(probs, images, targets, steps=steps)
-        self.mufidelity = MuFidelity(probs, images, targets, seed=config.seed)
+        handle = _kept_handle(config, trained)
+        self.mufidelity = MuFidelity(prob_fn(handle), images, targets, seed=config.seed)
         self.handle = handle
         self.inputs = handle.prepare(images) if trained.framework == "torch" else None
         self._model = None
@@ -151,8 +254,8 @@ def _spread(values: np.ndarray, subset: np.ndarray) -> np.ndarray:
     return out
 
 
-def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.ndarray,
-              subset: np.ndarray) -> pd.DataFrame:
+def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.ndarray, subset: np.ndarray,
+              deletion: np.ndarray, insertion: np.ndarray) -> pd.DataFrame:
     from generator.datasets.synthetic import REGIONS
     from generator.evaluation.complexity import complexity, sparseness
     from generator.evaluation.localisation import mass_on, pointing_game
@@ -160,8 +263,8 @@ def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.nd
     rows = chosen["row"].to_numpy()
     scores = {
         "image_id": chosen["image_id"].to_numpy(),
-        "deletion_auc": _spread(metrics.deletion(maps[subset]), subset),
-        "insertion_auc": _spread(metrics.insertion(maps[subset]), subset),
+        "deletion_auc": _spread(deletion, subset),
+        "insertion_auc": _spread(insertion, subset),
         "mufidelity": _spread(metrics.mufidelity(maps[subset]), subset),
         "sparseness": sparseness(maps),
         "complexity": complexity(maps),
@@ -196,25 +299,3 @@ def _infidelity(metrics: _Metrics, trained: TrainedModel, targets: np.ndarray, m
 INFIDELITY_CHUNK = 8  # images per call of Captum's infidelity (8 x 32 perturbed copies per forward pass)
 SENSITIVITY_FAMILIES = ("gradient", "path", "cam")
 SENSITIVITY_IMAGES = 12  # it re-runs the explainer 4 times per image: measured on the first 12 images only
-
-
-def _sensitivity(config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame, targets: np.ndarray,
-                 maps: MapSet, twin_path: Path | None) -> np.ndarray:
-    """Max-sensitivity (Yeh et al., 2019) for the cheap families; NaN for the others (documented on the page)."""
-    from generator.attribution.registry import REGISTRY, build_explainer
-    from generator.evaluation.robustness import max_sensitivity
-
-    if REGISTRY[maps.method].family not in SENSITIVITY_FAMILIES:
-        return np.full(len(chosen), np.nan)
-    handle = handle_for(config, trained, maps.framework, twin_path)
-    explainer = build_explainer(maps.method, handle, dict(config.attribution.params.get(maps.method, {})))
-
-    def explain(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        return explainer.explain(np.clip(np.rint(images), 0, 255).astype(np.uint8), classes)
-
-    subset = slice(0, SENSITIVITY_IMAGES)
-    values = np.full(len(chosen), np.nan)
-    values[subset] = max_sensitivity(explain, faces.images[chosen["row"].to_numpy()[subset]], targets[subset],
-                                     n_samples=4, seed=config.seed)
-    return values
-

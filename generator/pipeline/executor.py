@@ -17,8 +17,10 @@ torchvision models do not depend on the intra-op thread count with channels-last
 (``tests/pipeline/test_executor.py`` checks the built-in network's; a torchvision ResNet-18's
 saliency, IG and Grad-CAM maps were the same bytes with 1 and 2 threads when measured). Workers read the models from the cache folder,
 so on a cluster of several machines ``output.cache_dir`` must be a folder every worker sees at
-the same path (a shared file system). Evaluation, sanity checks and figures stay in the build
-process.
+the same path (a shared file system). The model-heavy part of each map set's evaluation
+(deletion and insertion curves, max-sensitivity's re-explanations) is sent to the same workers
+with :meth:`Executor.submit` once its maps are in; the scores shared by a model's map sets
+(MuFidelity, infidelity), the sanity checks and the figures stay in the build process.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import logging
 import multiprocessing
 import os
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,8 @@ import numpy as np
 
 from generator.errors import ConfigError
 
-__all__ = ["ChunkTask", "Executor", "MapFeed", "chunk_tasks", "cpu_threads", "explain_chunk", "make_executor",
-           "uses_workers"]
+__all__ = ["ChunkTask", "Executor", "Later", "MapFeed", "absolute_model", "chunk_tasks", "cpu_threads",
+           "explain_chunk", "kept_explainer", "make_executor", "uses_workers"]
 
 #: Images per task, rounded up to whole explainer chunks: small enough to spread a map set of the
 #: default (46 images) over workers, large enough that a task outweighs sending it.
@@ -80,13 +82,13 @@ def chunk_tasks(key: str, config: Any, trained: Any, framework: str, twin_path: 
     The model's files are named by absolute paths: a worker of a Ray cluster may run in another folder.
     """
     size = task_images(method, params)
-    trained, twin_path = _absolute(trained), Path(twin_path).resolve() if twin_path is not None else None
+    trained, twin_path = absolute_model(trained), Path(twin_path).resolve() if twin_path is not None else None
     return [ChunkTask(key, begin, config, trained, framework, twin_path, method, params,
                       np.ascontiguousarray(images[begin:begin + size]), np.asarray(targets[begin:begin + size]))
             for begin in range(start, len(images), size)]
 
 
-def _absolute(trained: Any) -> Any:
+def absolute_model(trained: Any) -> Any:
     """``trained`` with its weights file and its configured model files as absolute paths."""
     import dataclasses
 
@@ -101,18 +103,41 @@ _EXPLAINERS: OrderedDict[str, Any] = OrderedDict()
 
 def explain_chunk(task: ChunkTask) -> np.ndarray:
     """The maps of one task (run in a worker; the explainer is built once per model and method)."""
+    explainer = kept_explainer(task.config, task.trained, task.framework, task.twin_path, task.method, task.params)
+    return explainer.explain(task.images, task.targets)
+
+
+def kept_explainer(config: Any, trained: Any, framework: str, twin_path: Path | None, method: str,
+                   params: dict[str, Any]) -> Any:
+    """The explainer of ``method`` on one model, built once per process and kept for the next tasks."""
     from generator.attribution.registry import build_explainer
     from generator.pipeline.stages import handle_for
 
-    memo = json.dumps([task.trained.key, task.framework, str(task.twin_path), task.method, task.params],
-                      sort_keys=True, default=str)
+    memo = json.dumps([trained.key, framework, str(twin_path), method, params], sort_keys=True, default=str)
     if memo not in _EXPLAINERS:
-        handle = handle_for(task.config, task.trained, task.framework, task.twin_path)
-        _EXPLAINERS[memo] = build_explainer(task.method, handle, task.params)
+        _EXPLAINERS[memo] = build_explainer(method, handle_for(config, trained, framework, twin_path), params)
         while len(_EXPLAINERS) > KEPT_EXPLAINERS:
             _EXPLAINERS.popitem(last=False)
     _EXPLAINERS.move_to_end(memo)
-    return _EXPLAINERS[memo].explain(task.images, task.targets)
+    return _EXPLAINERS[memo]
+
+
+class Later:
+    """A call made when its result is asked for (what :meth:`Executor.submit` returns in the build process)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._call: tuple[Callable[..., Any], tuple[Any, ...]] | None = (fn, args)
+        self._value: Any = None
+
+    def result(self) -> Any:
+        if self._call is not None:
+            fn, args = self._call
+            self._value, self._call = fn(*args), None
+        return self._value
+
+    def cancel(self) -> bool:
+        self._call = None
+        return True
 
 
 class Executor:
@@ -135,6 +160,12 @@ class Executor:
         """The maps of each task, in the order of ``tasks``."""
         for task in tasks:
             yield explain_chunk(task)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` where this executor runs tasks (a module-level function, picklable arguments);
+        the returned handle's ``result()`` gives its value. Queued behind the tasks already in flight.
+        The build process itself makes the call when the result is asked for."""
+        return Later(fn, args)
 
     def close(self) -> None:
         """Stop the workers (nothing to stop here)."""
@@ -218,6 +249,9 @@ class ProcessExecutor(_Windowed):
     def _submit(self, task: ChunkTask) -> Any:
         return self._pool.submit(explain_chunk, task)
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._pool.submit(fn, *args)
+
     def _result(self, handle: Any) -> np.ndarray:
         return handle.result()
 
@@ -258,6 +292,7 @@ class RayExecutor(_Windowed):
         self.workers = max(1, int(resources.get("CPU", workers)))
         gpus = 1 if resources.get("GPU", 0) >= 1 else 0
         self._remote = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_task)
+        self._call = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_call)
 
     @property
     def shares_cores(self) -> bool:
@@ -265,6 +300,9 @@ class RayExecutor(_Windowed):
 
     def _submit(self, task: ChunkTask) -> Any:
         return self._remote.remote(task)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return _RayResult(self._ray, self._call.remote(fn, *args))
 
     def _result(self, handle: Any) -> np.ndarray:
         return self._ray.get(handle)
@@ -285,11 +323,33 @@ class RayExecutor(_Windowed):
 
 def _ray_task(task: ChunkTask) -> np.ndarray:
     """A Ray task: one thread per CPU the task holds, then the chunk."""
+    return _ray_call(explain_chunk, task)
+
+
+def _ray_call(fn: Callable[..., Any], *args: Any) -> Any:
+    """A Ray task for :meth:`RayExecutor.submit`: one thread per CPU the task holds, then the call."""
     import generator  # noqa: F401  (pins the CPU kernels before torch computes anything)
     import torch
 
     torch.set_num_threads(1)
-    return explain_chunk(task)
+    return fn(*args)
+
+
+class _RayResult:
+    """The handle :meth:`RayExecutor.submit` returns."""
+
+    def __init__(self, ray: Any, ref: Any) -> None:
+        self._ray, self._ref = ray, ref
+
+    def result(self) -> Any:
+        return self._ray.get(self._ref)
+
+    def cancel(self) -> bool:
+        try:
+            self._ray.cancel(self._ref)
+        except Exception:  # already finished, or the cluster is gone
+            return False
+        return True
 
 
 def uses_workers(execution: Any) -> bool:

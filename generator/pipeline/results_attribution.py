@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from generator.pipeline.attribution_stages import (
     select_stage,
 )
 from generator.pipeline.cache import code_hash
-from generator.pipeline.evaluation_stage import evaluated, evaluation_key, evaluation_stage
+from generator.pipeline.evaluation_stage import evaluated, evaluation_key, submit_evaluation
 from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, uses_workers
 from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
 from generator.pipeline.progress import progress_bar
@@ -34,6 +35,8 @@ AGREEMENT_PAIRS = (
     ("captum.occlusion", "xplique.occlusion"),
     ("captum.gradcam", "xplique.gradcam"),
 )
+#: Map sets whose evaluation may be in the workers' hands while the build goes on with the next maps.
+EVALUATION_LAG = 2
 # Ranking criteria and their direction.
 CRITERIA = {"insertion_auc": "higher", "deletion_auc": "lower", "mufidelity": "higher", "infidelity": "lower",
             "max_sensitivity": "lower"}
@@ -66,18 +69,34 @@ def attribution_results(run: Run) -> Explanations:
     if plan.to_compute:
         notify(plan.summary())
     tasks = _tasks(run, chosen, plan) if uses_workers(config.execution) else []
-    executor = run.executor() if tasks else None
-    feed = MapFeed(executor, tasks) if executor is not None else None
+    executor = run.executor() if uses_workers(config.execution) and plan.to_compute else None
+    feed = MapFeed(executor, tasks) if executor is not None and tasks else None
     if executor is not None:
-        notify(f"  maps: {len(tasks)} tasks {executor.describe()}")
+        notify(f"  maps: {len(tasks)} tasks, their evaluation: {len(plan.to_compute)} map sets, {executor.describe()}")
     items = {(m.model, m.method): m for m in plan.map_sets}
+    # A map set's evaluation is sent to the workers when its maps are in, and collected EVALUATION_LAG map sets
+    # later, so that the workers compute it beside the next maps while the build writes and scores them.
+    waiting: deque[tuple[Any, ...]] = deque()
+    clock = [time.perf_counter()]
+
+    def collect(bar: Any) -> None:
+        item, finish, model, method, counted = waiting.popleft()
+        if finish is not None:
+            evaluations.append(finish().assign(model=model, method=method))
+        if not item.cached:
+            bar.update(len(chosen) - counted[0])
+            now = time.perf_counter()
+            plan.record(item, now - clock[0])
+            clock[0] = now
+            bar.set_postfix_str(plan.eta())
+
     try:
         with progress_bar(len(chosen) * len(plan.to_compute), "explain + evaluate", unit="image") as bar:
             for trained in run.models:
                 targets = _targets(run, trained.name, chosen)
                 twin = run.twins.get(trained.name, {}).get("path")
                 for method in config.attribution.methods:
-                    item, start, counted = items[(trained.name, method)], time.perf_counter(), [0]
+                    item, counted = items[(trained.name, method)], [0]
 
                     def advance(n: int, counted: list[int] = counted) -> None:
                         counted[0] += n
@@ -87,15 +106,19 @@ def attribution_results(run: Run) -> Explanations:
                                              progress=advance, feed=feed)
                     out.maps[(trained.name, method)] = maps
                     reason = maps.skipped or _invalid(maps)
+                    finish = None
                     if reason:
                         skipped.append({"model": trained.name, "method": method, "reason": reason})
                     else:
-                        table = evaluation_stage(run.cache, config, run.faces, trained, chosen, targets, maps, twin)
-                        evaluations.append(table.assign(model=trained.name, method=method))
-                    if not item.cached:
-                        bar.update(len(chosen) - counted[0])
-                        plan.record(item, time.perf_counter() - start)
-                        bar.set_postfix_str(plan.eta())
+                        finish = submit_evaluation(run.cache, config, run.faces, trained, chosen, targets, maps, twin,
+                                                   executor)
+                    waiting.append((item, finish, trained.name, method, counted))
+                    if item.cached:
+                        clock[0] = time.perf_counter()
+                    while len(waiting) > (EVALUATION_LAG if executor is not None else 0):
+                        collect(bar)
+            while waiting:
+                collect(bar)
     finally:
         if feed is not None:
             feed.close()
