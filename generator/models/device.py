@@ -36,17 +36,19 @@ def portable_cpu() -> Iterator[None]:
 
     With the kernels pinned by :mod:`generator.portable`, what remains machine-dependent on the
     CPU is the thread count (it changes how MKL and ATen split sums) and oneDNN (it picks
-    convolution kernels by instruction set and cache sizes). Without both, convolutions run
-    through NNPACK (forward) and ATen's own im2col + MKL (backward), whose results then depend
-    only on the code: the same bytes on every x86-64 CPU with AVX2. Training the default model
-    this way takes about three times as long as with the default kernels on two cores (measured:
-    14 s against 4 s an epoch). A GPU is not affected.
+    convolution kernels by instruction set and cache sizes). Without oneDNN, and with NNPACK
+    switched off too (it sizes its convolution blocks by the CPU it finds; with it, an Intel Xeon
+    with AVX-512 trained other weights than the AMD EPYC whose hashes
+    ``tests/models/test_cross_cpu.py`` had recorded), convolutions run through ATen's own im2col and
+    MKL in its reproducible mode, forward and backward, whose results then depend only on the code
+    (tested by simulating other CPUs on one). A GPU is not affected.
     """
     threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     torch.set_num_threads(TRAINING_THREADS)
     torch.backends.mkldnn.enabled = False
     try:
-        yield
+        with torch.backends.nnpack.flags(enabled=False):
+            yield
     finally:
         torch.backends.mkldnn.enabled = onednn
         torch.set_num_threads(threads)

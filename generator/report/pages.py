@@ -187,7 +187,7 @@ configuration, seed and package versions give the same tables and byte-identical
 - **Data and trained models: the same bytes on every x86-64 CPU with AVX2** (Intel or AMD, any
   core count). The synthetic faces round every sine, cosine, exponential and power to a grid of
   2^-20 before use, so NumPy's CPU-specific maths cannot move a pixel. Training and the built-in
-  network's predictions run with {escape(machine.get("training_threads", "1"))} intra-op thread and without oneDNN, with ATen's
+  network's predictions run with {escape(machine.get("training_threads", "1"))} intra-op thread and without oneDNN or NNPACK, with ATen's
   kernels pinned to AVX2 and MKL in its reproducible `COMPATIBLE` mode (`MKL_CBWR`); the project's
   tests check this by simulating other CPUs on one (NumPy without AVX2, oneDNN and MKL capped at
   SSE4, 1, 2 and 3 threads) and against hashes committed from the development machine.

@@ -124,9 +124,11 @@ def test_the_explanations_behave_as_the_text_says(executed):
     cue_share = numbers["ig_mean_cue_share"]  # the cue covers about 1 % of the pixels
     assert cue_share["MST 6-10"] > cue_share["MST 1-5"] and cue_share["MST 6-10"] > 0.02
     deletion, insertion = numbers["deletion_auc"], numbers["insertion_auc"]
-    # "Grad-CAM's order removes the evidence fastest ... IG barely beats the random ranking on deletion"
-    assert deletion["Grad-CAM"] < deletion["Integrated Gradients"] < deletion["random ranking"]
-    assert insertion["Integrated Gradients"] > insertion["random ranking"] + 0.05
+    # "On insertion both maps clearly beat the random ranking"; deletion's order is said to change with the
+    # training draw, so only its range is checked (an AUC of a probability curve lies in [0, 1]).
+    for method in ("Integrated Gradients", "Grad-CAM"):
+        assert insertion[method] > insertion["random ranking"] + 0.05, method
+    assert all(0.0 <= value <= 1.0 for value in deletion.values())
     assert numbers["captum_xplique_saliency_spearman_min"] > 0.99  # same definition in both libraries
     assert all(value < 0.5 for value in numbers["sanity_spearman_after_full_randomisation"].values())
 
