@@ -16,6 +16,7 @@ import pandas as pd
 from generator.config import Config
 from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.executor import kept
 from generator.pipeline.stages import Faces, TrainedModel, handle_for
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def submit_evaluation(cache: Cache, config: Config, faces: Faces, trained: Train
     same pixel subsets for every image), except infidelity's: its seeded perturbations are drawn per
     chunk of :data:`INFIDELITY_CHUNK` images.
     """
+    from generator.attribution.registry import REGISTRY
     from generator.pipeline.executor import Executor, absolute_model
 
     steps = config.attribution.deletion_steps
@@ -100,8 +102,6 @@ def submit_evaluation(cache: Cache, config: Config, faces: Faces, trained: Train
     curves = [executor.submit(curve_scores, config, model, images[k:k + CURVE_IMAGES], scored[k:k + CURVE_IMAGES],
                               mapped[k:k + CURVE_IMAGES], steps) for k in range(0, len(images), CURVE_IMAGES)]
     sensitivity = None
-    from generator.attribution.registry import REGISTRY
-
     if REGISTRY[maps.method].family in SENSITIVITY_FAMILIES:
         twin = Path(twin_path).resolve() if twin_path is not None else None
         sensitivity = executor.submit(sensitivity_scores, config, model, maps.framework, twin, maps.method,
@@ -153,13 +153,12 @@ def curve_scores(config: Config, trained: TrainedModel, images: np.ndarray, targ
 
     memo = hashlib.sha1(np.ascontiguousarray(images).tobytes() + np.asarray(targets, np.int64).tobytes()).hexdigest()
     memo += f"{trained.key}/{trained.framework}/{steps}"
-    if memo not in _CURVES:
+
+    def make() -> tuple[Deletion, Insertion]:
         probs = prob_fn(_kept_handle(config, trained))
-        _CURVES[memo] = (Deletion(probs, images, targets, steps=steps), Insertion(probs, images, targets, steps=steps))
-        while len(_CURVES) > KEPT_CURVES:
-            _CURVES.popitem(last=False)
-    _CURVES.move_to_end(memo)
-    deletion, insertion = _CURVES[memo]
+        return Deletion(probs, images, targets, steps=steps), Insertion(probs, images, targets, steps=steps)
+
+    deletion, insertion = kept(_CURVES, memo, make, KEPT_CURVES)
     return deletion(maps), insertion(maps)
 
 
@@ -168,13 +167,8 @@ _HANDLES: OrderedDict[str, Any] = OrderedDict()
 
 def _kept_handle(config: Config, trained: TrainedModel) -> Any:
     """The model handle of ``trained`` in its own framework, loaded once per process (the last two kept)."""
-    memo = f"{trained.key}/{trained.framework}"
-    if memo not in _HANDLES:
-        _HANDLES[memo] = handle_for(config, trained, trained.framework)
-        while len(_HANDLES) > 2:
-            _HANDLES.popitem(last=False)
-    _HANDLES.move_to_end(memo)
-    return _HANDLES[memo]
+    return kept(_HANDLES, f"{trained.key}/{trained.framework}", lambda: handle_for(config, trained, trained.framework),
+                2)
 
 
 def sensitivity_scores(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,

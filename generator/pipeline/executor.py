@@ -40,7 +40,7 @@ import numpy as np
 from generator.errors import ConfigError
 
 __all__ = ["ChunkTask", "Executor", "Later", "MapFeed", "absolute_model", "chunk_tasks", "cpu_threads",
-           "explain_chunk", "kept_explainer", "make_executor", "uses_workers"]
+           "explain_chunk", "kept", "kept_explainer", "make_executor", "uses_workers"]
 
 #: Images per task, rounded up to whole explainer chunks: small enough to spread a map set of the
 #: default (46 images) over workers, large enough that a task outweighs sending it.
@@ -114,12 +114,18 @@ def kept_explainer(config: Any, trained: Any, framework: str, twin_path: Path | 
     from generator.pipeline.stages import handle_for
 
     memo = json.dumps([trained.key, framework, str(twin_path), method, params], sort_keys=True, default=str)
-    if memo not in _EXPLAINERS:
-        _EXPLAINERS[memo] = build_explainer(method, handle_for(config, trained, framework, twin_path), params)
-        while len(_EXPLAINERS) > KEPT_EXPLAINERS:
-            _EXPLAINERS.popitem(last=False)
-    _EXPLAINERS.move_to_end(memo)
-    return _EXPLAINERS[memo]
+    return kept(_EXPLAINERS, memo, lambda: build_explainer(method, handle_for(config, trained, framework, twin_path),
+                                                           params), KEPT_EXPLAINERS)
+
+
+def kept(store: OrderedDict[str, Any], memo: str, make: Callable[[], Any], limit: int) -> Any:
+    """``store[memo]``, made by ``make()`` on first use; the ``limit`` most recently used entries are kept."""
+    if memo not in store:
+        store[memo] = make()
+        while len(store) > limit:
+            store.popitem(last=False)
+    store.move_to_end(memo)
+    return store[memo]
 
 
 class Later:
@@ -134,10 +140,6 @@ class Later:
             fn, args = self._call
             self._value, self._call = fn(*args), None
         return self._value
-
-    def cancel(self) -> bool:
-        self._call = None
-        return True
 
 
 class Executor:
@@ -343,13 +345,6 @@ class _RayResult:
 
     def result(self) -> Any:
         return self._ray.get(self._ref)
-
-    def cancel(self) -> bool:
-        try:
-            self._ray.cancel(self._ref)
-        except Exception:  # already finished, or the cluster is gone
-            return False
-        return True
 
 
 def uses_workers(execution: Any) -> bool:
