@@ -146,6 +146,9 @@ class DatasetConfig(_Strict):
     image_column: str = "image"
     identity_column: str | None = None
     image_size: int = Field(64, ge=16, le=512, description="images are resized to this square size")
+    crop: Literal["centre", "pad", "resize"] = Field(
+        "centre", description="a non-square image: 'centre' crops its centred square, 'pad' pads it to a square "
+                              "with black, 'resize' stretches it (the faces change shape)")
     max_images: int | None = Field(2000, ge=10, description="stratified subsample of this many images (null: all)")
     eval_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="identities held out for evaluation when a "
                                                                    "default model is trained on this data")

@@ -44,8 +44,8 @@ __all__ = [
 
 #: Named baselines (reference images) in words, as captions print them.
 BASELINES: Mapping[str, str] = MappingProxyType({
-    "black": "all pixels 0, -1 after normalisation",
-    "mean": "mid-grey, pixel 127.5, 0 after normalisation",
+    "black": "every pixel 0, before the model's own normalisation",
+    "mean": "mid-grey, every pixel 127.5, before the model's own normalisation",
     "blur": "the image blurred by a Gaussian of sigma = side/8",
 })
 

@@ -32,6 +32,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from generator.errors import ConfigError, DataError
+from generator.ordering import natural_sorted
 
 __all__ = ["FARS", "FPR_COLUMNS", "RANK1_COLUMNS", "TAR_COLUMNS", "VerificationReport", "rank1_confusion",
            "threshold_at_far", "verification_report"]
@@ -168,7 +169,7 @@ def verification_report(pairs: pd.DataFrame, *, fars: Sequence[float] = FARS, se
     """
     _check_fars(fars)
     pairs = _validated(pairs)
-    subgroups = sorted(pairs["subgroup"].unique())
+    subgroups = natural_sorted(pairs["subgroup"].unique())  # FairFace's "3-9" before "10-19"
     splits, folded = _splits(pairs)
     tar = _aggregate([_tar_rows(s, subgroups, fars) for s in splits], _TAR_VALUES, folded)
     fpr = _aggregate([_fpr_rows(s, subgroups, fars) for s in splits], _FPR_VALUES, folded)

@@ -2,7 +2,9 @@
 
 The supported datasets (BFW, FairFace, CelebA's ``img_align_celeba``, UTKFace's
 ``.chip.jpg``) are already aligned face crops, so an image is only resized as a
-whole (Pillow, bilinear); there is no face detection or cropping.
+whole (Pillow, bilinear); there is no face detection. An image whose aspect ratio
+differs from the output's (CelebA's 178 x 218) is first centre-cropped (default),
+padded with black, or stretched, as ``crop`` says, and counted in the notes.
 
 A file that cannot be used is skipped and listed with the reason: missing,
 empty, not an image, corrupt or truncated (Pillow's own check; truncated files
@@ -25,7 +27,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generator.datasets.tables import resolve_inside
 
-__all__ = ["read_images"]
+__all__ = ["CROPS", "read_images"]
+
+#: How an image whose aspect ratio differs from the output's is made to fit, in words.
+CROPS = {"centre": "centre-cropped to it (the edges beyond it dropped; dataset.crop: centre)",
+         "pad": "padded with black to it (dataset.crop: pad)",
+         "resize": "stretched to it, the faces changing shape (dataset.crop: resize)"}
 
 log = logging.getLogger(__name__)
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -38,7 +45,7 @@ class _Skip(Exception):
 
 
 def read_images(root: str | Path, paths: Sequence[str], size: int | tuple[int, int], *,
-                max_pixels: int = 50_000_000,
+                crop: str = "centre", max_pixels: int = 50_000_000,
                 progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """Read, convert to RGB and resize the listed images.
 
@@ -50,6 +57,10 @@ def read_images(root: str | Path, paths: Sequence[str], size: int | tuple[int, i
         The images to read, e.g. ``FaceTable.table["path"]``.
     size : int or (int, int)
         Output side, or ``(height, width)``.
+    crop : {"centre", "pad", "resize"}
+        What becomes of an image of another aspect ratio before it is resized: its centred
+        part of the output's aspect ratio (``centre``), the image padded with black to that
+        ratio (``pad``), or the whole image stretched (``resize``). Counted in the notes.
     max_pixels : int
         Images with more pixels are skipped without being decoded.
     progress : callable, optional
@@ -72,6 +83,8 @@ def read_images(root: str | Path, paths: Sequence[str], size: int | tuple[int, i
         :func:`~generator.datasets.tables.resolve_inside`).
     """
     height, width = (size, size) if isinstance(size, int) else size
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {sorted(CROPS)}, not {crop!r}")
     images = np.empty((len(paths), height, width, 3), dtype=np.uint8)
     kept, skipped, conversions, count = np.zeros(len(paths), dtype=bool), [], Counter(), 0
     for position, relative in enumerate(paths):
@@ -80,6 +93,7 @@ def read_images(root: str | Path, paths: Sequence[str], size: int | tuple[int, i
         except _Skip as skip:
             skipped.append((str(relative), str(skip)))
         else:
+            image = _fit(image, width / height, crop, conversions)
             images[count] = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
             kept[position], count = True, count + 1
         if progress is not None:
@@ -89,6 +103,26 @@ def read_images(root: str | Path, paths: Sequence[str], size: int | tuple[int, i
     for note in table.attrs["notes"]:
         log.info("%s", note)
     return (images if count == len(paths) else images[:count].copy()), table, kept
+
+
+def _fit(image: Image.Image, aspect: float, crop: str, conversions: Counter) -> Image.Image:
+    """``image`` brought to the aspect ratio ``aspect`` (width / height) as ``crop`` says; counted when it changed."""
+    w, h = image.size
+    if abs(w - h * aspect) <= 1:
+        return image
+    conversions[f"another aspect ratio than the output's, {CROPS[crop]}"] += 1
+    if crop == "resize":
+        return image
+    if crop == "centre":
+        if w > h * aspect:  # too wide: keep the centred columns
+            keep = round(h * aspect)
+            return image.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h))
+        keep = round(w / aspect)
+        return image.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
+    target = (max(w, round(h * aspect)), max(h, round(w / aspect)))
+    canvas = Image.new("RGB", target, (0, 0, 0))
+    canvas.paste(image, ((target[0] - w) // 2, (target[1] - h) // 2))
+    return canvas
 
 
 def _open_rgb(path: Path, max_pixels: int, conversions: Counter) -> Image.Image:

@@ -82,9 +82,12 @@ def build(config: Config, *, site: bool = True, slides_pdf: bool | None = None) 
     slides_pdf
         Export the deck to PDF (default: ``config.report.slides_pdf``).
     """
+    from generator.report.vendor import check_assets
+
     out = config.output
     docs_dir = _docs_dir(out.mkdocs_config)
     _check_inside(out.results_dir, docs_dir)
+    check_assets(out.node_modules)  # the deck and the site need them: say so now, not after the long stages
     cache = Cache(out.cache_dir)
     run = Run(config, cache, Publisher(cache, out.results_dir, background=config.execution.background_figures))
     try:
@@ -340,11 +343,13 @@ def build_site(config: Config, docs_dir: Path) -> Path:
     stamp = site_dir / ".build-key"
     if stamp.is_file() and stamp.read_text() == key:
         return site_dir
+    results = out.results_dir.resolve().relative_to(docs_dir.resolve()).as_posix()
     command = [sys.executable, "-m", "mkdocs", "build", "--strict",
-               "-f", str(_site_config(out.mkdocs_config, docs_dir).resolve()), "-d", str(site_dir)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+               "-f", str(_site_config(out.mkdocs_config, docs_dir, results).resolve()), "-d", str(site_dir)]
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "GENERATOR_RESULTS_PATH": results})
     if done.returncode != 0:
-        raise ExportError(f"mkdocs build failed for {out.mkdocs_config}:\n{done.stderr.strip() or done.stdout.strip()}")
+        raise ExportError(f"mkdocs build --strict failed for {out.mkdocs_config}:\n{_mkdocs_problems(done)}")
     if out.slides_dir.is_dir():
         shutil.copytree(out.slides_dir, site_dir / "slides", dirs_exist_ok=True)
     atomic_write_text(stamp, key)
@@ -354,15 +359,31 @@ def build_site(config: Config, docs_dir: Path) -> Path:
 # Folders of docs/ that builds write into; a nav entry there whose page no build wrote
 # (e.g. the real-model demo before its first run) is left out of the site, not an error.
 GENERATED_DIRS = ("results/", "real-faces/")
+HOOKS = Path(__file__).resolve().parents[1] / "report" / "site_hooks.py"
 
 
-def _site_config(mkdocs_config: Path, docs_dir: Path) -> Path:
-    """``mkdocs_config`` itself, or a derived config (``INHERIT``) whose nav skips generated pages not written yet."""
+def _mkdocs_problems(done: subprocess.CompletedProcess) -> str:
+    """The warning and error lines of a failed mkdocs run (all of its output when it printed none)."""
+    output = (done.stderr or "") + (done.stdout or "")
+    problems = [line for line in output.splitlines() if line.startswith(("WARNING", "ERROR", "Error"))]
+    return "\n".join(problems) if problems else output.strip()
+
+
+def _site_config(mkdocs_config: Path, docs_dir: Path, results: str = "results") -> Path:
+    """``mkdocs_config`` itself, or a derived config (``INHERIT``) whose nav skips generated pages not written yet.
+
+    ``results`` is the results folder relative to ``docs/``: when it is not ``results``, the nav's
+    ``results/...`` entries and the hand-written pages' links (through :mod:`generator.report.site_hooks`)
+    point there instead.
+    """
     raw = yaml.load(mkdocs_config.read_text(encoding="utf-8"), Loader=_AnyTagLoader) or {}
+    moved = results.strip("/") != "results"
 
     def keep(entry: Any) -> Any:
         if isinstance(entry, str):
-            missing = entry.startswith(GENERATED_DIRS) and not (docs_dir / entry).is_file()
+            if moved and entry.startswith("results/"):
+                entry = f"{results.strip('/')}/{entry[len('results/'):]}"
+            missing = entry.startswith((*GENERATED_DIRS, f"{results.strip('/')}/")) and not (docs_dir / entry).is_file()
             return None if missing else entry
         if isinstance(entry, list):
             kept = [k for k in (keep(e) for e in entry) if k is not None]
@@ -374,10 +395,13 @@ def _site_config(mkdocs_config: Path, docs_dir: Path) -> Path:
 
     nav = raw.get("nav")
     filtered = keep(nav) if nav is not None else None
-    if filtered == nav:
+    if filtered == nav and not moved:
         return mkdocs_config
     derived = mkdocs_config.with_name(".mkdocs-build.yml")
-    atomic_write_text(derived, f"INHERIT: {mkdocs_config.name}\n" + yaml.safe_dump({"nav": filtered}, sort_keys=False))
+    settings: dict[str, Any] = {"nav": filtered} if nav is not None else {}
+    if moved:
+        settings["hooks"] = [*(raw.get("hooks") or []), str(HOOKS)]
+    atomic_write_text(derived, f"INHERIT: {mkdocs_config.name}\n" + yaml.safe_dump(settings, sort_keys=False))
     return derived
 
 

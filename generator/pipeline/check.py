@@ -44,7 +44,7 @@ def _dataset(config: Config, lines: list[str]) -> tuple[str, ...] | None:
 
     faces = load_table(settings, seed=config.seed, trains_models=config.trains_models)
     sample = faces.table["path"].head(SAMPLE_IMAGES).tolist()
-    _, skipped, kept = read_images(faces.root, sample, settings.image_size)
+    _, skipped, kept = read_images(faces.root, sample, settings.image_size, crop=settings.crop)
     if len(kept) == 0:
         raise DataError(f"dataset.root '{settings.root}': none of the first {len(sample)} listed images could be "
                         f"read; reasons: {skipped['reason'].tolist()}")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from generator.ordering import natural_key
 from generator.pipeline.results_attribution import Explanations
 from generator.pipeline.state import Run
 
@@ -217,16 +218,17 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                     f"{group_name} (columns), over the mean face. One colour scale for the whole figure.",
             alt=f"Grid of mean {title} maps per model and {group_name}.", page="analysis.md", provenance=prov,
             make=lambda method=method: _mean_grid(data, method, groups, mean_face))
-        testable = sorted(g for g in set(groups) if (groups == g).sum() >= 2)  # a test needs 2 maps a side
+        testable = sorted((g for g in set(groups) if (groups == g).sum() >= 2), key=natural_key)  # 2 maps a side
         if len(testable) < 2:
             continue
         reference = testable[0]
+        others = f"'{testable[1]}'" if len(testable) == 2 else f"each other {group_name}"
         for model in data.models:
             run.publisher.figure(
-                f"fig-analysis-groups-{slug}-{model}", title=f"{title}: each {group_name} minus {reference}, "
+                f"fig-analysis-groups-{slug}-{model}", title=f"{title}: {others} minus '{reference}', "
                                                              f"model '{model}'",
-                caption=f"Difference of the mean {title} maps of model '{model}' between each {group_name} "
-                        f"and the reference {reference}; contours: pixels with a family-wise corrected p < 0.05 "
+                caption=f"Difference of the mean {title} maps of model '{model}' between {others} "
+                        f"and the reference {group_name} '{reference}'; contours: pixels with a family-wise corrected p < 0.05 "
                         f"(two-sample permutation test of Welch t, {N_PERMUTATIONS} permutations, max-statistic "
                         "correction). One symmetric colour scale, white at zero.",
                 alt=f"Difference maps between groups of {group_name} for model {model}.", page="analysis.md",

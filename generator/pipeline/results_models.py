@@ -6,9 +6,17 @@ import pandas as pd
 from generator.bias.intervals import PROPORTION_INTERVAL
 from generator.pipeline.state import Run, evaluation_table, training_text
 
-__all__ = ["SPLIT_ORDER", "dataset_results", "model_results"]
+__all__ = ["SPLIT_ORDER", "dataset_results", "model_results", "sample_rows"]
 
 SPLIT_ORDER = ("train_fair", "train_biased", "train", "eval")
+MAX_SAMPLE_ROWS = 16  # more groups than this, and the sample grid shows one row per group of the first attribute
+
+
+def sample_rows(table: pd.DataFrame, by: tuple[str, ...]) -> tuple[str, ...]:
+    """The attributes whose groups make the sample grid's rows: all of ``by``, or only its first attribute
+    when ``by`` has more than :data:`MAX_SAMPLE_ROWS` groups (FairFace's 7 races x 9 age bins: 63 rows)."""
+    by = tuple(by)
+    return by if table.groupby(list(by)).ngroups <= MAX_SAMPLE_ROWS else by[:1]
 
 
 def dataset_results(run: Run) -> None:
@@ -22,13 +30,18 @@ def dataset_results(run: Run) -> None:
     by = words.pair
     groups = " x ".join(words.name(a) for a in by)
     labelled = "titles give the task label" + (" and whether the shortcut cue is drawn" if faces.synthetic else "")
-    pub.figure("fig-dataset-samples", title=f"Evaluation faces by {groups}",
-               caption=f"{per} faces drawn at random (seed {seed}) from each {groups} of the evaluation split"
-                       + (f"; {labelled}." if faces.labelled else "."),
-               alt=f"Grid of faces, one row per {groups}.", page="dataset.md",
+    rows = sample_rows(faces.table.iloc[evaluation], by)
+    shown = " x ".join(words.name(a) for a in rows)
+    fitted = "".join(f" {n[0].upper()}{n[1:]}." for n in faces.notes if "aspect ratio" in n)
+    pub.figure("fig-dataset-samples", title=f"Evaluation faces by {shown}",
+               caption=f"{per} faces drawn at random (seed {seed}) from each {shown} of the evaluation split"
+                       + (f" ({groups} has more than {MAX_SAMPLE_ROWS} groups: one row per {shown})"
+                          if rows != tuple(by) else "")
+                       + (f"; {labelled}." if faces.labelled else ".") + fitted,
+               alt=f"Grid of faces, one row per {shown}.", page="dataset.md",
                make=lambda: figs.sample_grid(faces.images[evaluation], faces.table.iloc[evaluation],
-                                             by=by, per_group=per, seed=seed),
-               provenance={**prov, "per_group": per},
+                                             by=rows, per_group=per, seed=seed),
+               provenance={**prov, "per_group": per, "rows": list(rows)},
                # on a slide: one row per group of the first attribute, faces large enough to see the mark
                slide=lambda: figs.sample_grid(faces.images[evaluation], faces.table.iloc[evaluation],
                                               by=by[:1], per_group=min(per, 6), seed=seed))

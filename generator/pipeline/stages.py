@@ -183,7 +183,7 @@ def _files_stage(cache: Cache, config: Config) -> Faces:
         start = time.perf_counter()
         with progress_bar(len(faces.table), "images") as bar:
             images, skipped, kept = read_images(faces.root, faces.table["path"].tolist(), settings.image_size,
-                                                progress=bar.update)
+                                                crop=settings.crop, progress=bar.update)
         table = faces.table.loc[kept].reset_index(drop=True)
         if table.empty:
             raise DataError(f"dataset.root '{settings.root}': none of the {len(faces.table)} listed images could be "
@@ -194,7 +194,8 @@ def _files_stage(cache: Cache, config: Config) -> Faces:
                             skipped.rename(columns={"path": "source"})[SKIPPED_COLUMNS].assign(stage="image")],
                            ignore_index=True)
         listed.to_csv(folder / "skipped.csv", index=False)
-        _write_meta(folder, seconds=time.perf_counter() - start, listed=int(len(faces.table)))
+        _write_meta(folder, seconds=time.perf_counter() - start, listed=int(len(faces.table)),
+                    notes=list(skipped.attrs["notes"]))  # the conversions: grayscale, 16-bit, cropped, ...
 
     entry = cache.get_or_compute("dataset", key, compute)
     text = {c: str for c in ("image_id", "identity", "path", *faces.attributes)}
@@ -202,7 +203,8 @@ def _files_stage(cache: Cache, config: Config) -> Faces:
     skipped = pd.read_csv(entry / "skipped.csv", dtype=str, keep_default_na=False)
     return Faces(key, np.load(entry / "images.npy"), None, None, table, _read_meta(entry)["seconds"],
                  kind=settings.kind, attributes=tuple(faces.attributes), label_names=tuple(faces.label_names),
-                 skipped=skipped, notes=tuple(getattr(faces, "notes", ())), source=faces.source,
+                 skipped=skipped, notes=(*getattr(faces, "notes", ()), *_read_meta(entry).get("notes", ())),
+                 source=faces.source,
                  has_identity=faces.has_identity)
 
 

@@ -131,7 +131,8 @@ def test_caption_mentions_every_parameter_value(handle: ModelHandle) -> None:
 def test_caption_of_integrated_gradients_reads_well(handle: ModelHandle) -> None:
     params = {"steps": 16, "rule": "riemann_trapezoid", "batch_size": 4}
     caption = build_explainer("captum.integrated_gradients", handle, params).caption_params()
-    assert caption.startswith("baseline black (all pixels 0")
+    # the baseline in pixels, true whatever the model's normalisation (was "-1 after normalisation")
+    assert caption.startswith("baseline black (every pixel 0, before the model's own normalisation)")
     assert "16 steps" in caption and "Riemann trapezoid rule" in caption and "batch 4" in caption
 
 

@@ -136,6 +136,44 @@ def test_exif_orientation_is_applied(tmp_path):
     assert skipped.attrs["notes"] == ("1 image: EXIF orientation applied",)
 
 
+
+def _tall_image() -> np.ndarray:
+    """A 12 x 20 (width x height) image: red top 4 rows, blue bottom 4 rows, green between."""
+    pixels = np.zeros((20, 12, 3), np.uint8)
+    pixels[:, :] = (0, 255, 0)
+    pixels[:4] = (255, 0, 0)
+    pixels[-4:] = (0, 0, 255)
+    return pixels
+
+
+@pytest.mark.parametrize("crop, top, note", [
+    ("centre", (0, 255, 0), "centre-cropped"),   # the centred 12 x 12 square: green only
+    ("pad", (0, 0, 0), "padded with black"),     # 4 black columns each side; top row red in the middle
+    ("resize", (255, 0, 0), "stretched"),        # the whole image squashed: red at the top
+])
+def test_non_square_image_is_cropped_padded_or_stretched_and_noted(tmp_path, crop, top, note):
+    Image.fromarray(_tall_image()).save(tmp_path / "tall.png")
+    Image.fromarray(np.full((12, 12, 3), 9, np.uint8)).save(tmp_path / "square.png")
+    images, skipped, kept = read_images(tmp_path, ["tall.png", "square.png"], 12, crop=crop)
+    assert kept.all() and images.shape == (2, 12, 12, 3)
+    assert tuple(images[0, 0, 0]) == top
+    if crop == "centre":
+        assert (images[0] == (0, 255, 0)).all()
+    if crop == "pad":
+        assert (images[0, :, :2] == 0).all() and (images[0, :, -2:] == 0).all()  # black sides (4 of 20 px)
+        assert tuple(images[0, 0, 6]) == (255, 0, 0) and tuple(images[0, -1, 6]) == (0, 0, 255)
+    if crop == "resize":
+        assert tuple(images[0, -1, 6]) == (0, 0, 255)
+    assert (images[1] == 9).all()
+    assert len(skipped.attrs["notes"]) == 1  # the square image is not counted
+    assert skipped.attrs["notes"][0].startswith("1 image: another aspect ratio")
+    assert note in skipped.attrs["notes"][0] and f"dataset.crop: {crop}" in skipped.attrs["notes"][0]
+
+
+def test_unknown_crop_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="crop must be one of"):
+        read_images(tmp_path, [], 8, crop="squash")
+
 # --- tables that are refused ------------------------------------------------------------------
 
 def _fairface_with(tmp: Path, index: int, row: tuple, **kwargs) -> tuple[Path, Path]:

@@ -242,12 +242,13 @@ def test_read_images_resizes_bilinear_in_order(tmp_path):
     for i, path in enumerate(paths):
         write_image(tmp_path / path, size=16 + 8 * i, seed=i)
     calls = []
-    images, skipped, kept = read_images(tmp_path, paths, (6, 10), progress=calls.append)
+    # square files into a 6 x 10 output: stretched as a whole (crop="resize"), as Pillow resizes them
+    images, skipped, kept = read_images(tmp_path, paths, (6, 10), crop="resize", progress=calls.append)
     assert images.shape == (3, 6, 10, 3) and images.dtype == np.uint8
     assert kept.all() and skipped.empty and sum(calls) == 3
     expected = np.asarray(Image.open(tmp_path / "sub dir/b.jpg").convert("RGB").resize((10, 6), Image.BILINEAR))
     np.testing.assert_array_equal(images[1], expected)
-    again, _, _ = read_images(tmp_path, paths, (6, 10))
+    again, _, _ = read_images(tmp_path, paths, (6, 10), crop="resize")
     np.testing.assert_array_equal(images, again)
 
 

@@ -3,6 +3,7 @@ an ONNX model and a default model trained on the data; and the real-model demo c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,8 @@ def _write_dataset(root: Path) -> Path:
     (root / rows[0]["image"]).write_bytes(b"")                     # a zero-byte image
     (root / rows[1]["image"]).write_bytes(b"not an image at all")  # a corrupt one
     (root / rows[2]["image"]).unlink()                             # a missing one
+    Image.fromarray(faces.images[table.index[3]]).convert("L").save(root / rows[3]["image"])  # grayscale
+    Image.fromarray(np.pad(faces.images[table.index[4]], ((6, 6), (0, 0), (0, 0)))).save(root / rows[4]["image"])
     csv = root / "labels.csv"
     pd.DataFrame(rows).to_csv(csv, index=False, encoding="utf-8-sig")  # with a byte-order mark
     return csv
@@ -122,6 +125,18 @@ def test_skipped_images_are_listed_and_counts_add_up(own_build):
     page = (result.results_dir / "dataset.md").read_text()
     used = listed - 3
     assert f"listed\n  {listed} = used {used} + left out 3" in page or f"{listed} = used {used} + left out 3" in page
+    # the conversions of usable images are counted on the page, and the crop is stated in the samples' caption
+    assert "1 image: grayscale converted to RGB" in page
+    assert "1 image: another aspect ratio than the output's, centre-cropped to it" in page
+    manifest = json.loads((result.results_dir / "manifest.json").read_text())
+    samples = next(f for f in manifest["figures"] if f["id"] == "fig-dataset-samples")
+    assert "1 image: another aspect ratio" in samples["caption"]
+    # the group-difference maps name the groups compared: "each other tone minus 'MST ...'" (or 'b' minus 'a')
+    titles = [f["title"] for f in manifest["figures"] if f["id"].startswith("fig-analysis-groups-")]
+    assert titles
+    for title in titles:
+        match = re.search(r"(each other tone|'[^']+') minus '([^']+)'", title)
+        assert match and match.group(1) != f"'{match.group(2)}'", title
 
 
 def test_every_model_kind_is_audited(own_build):
