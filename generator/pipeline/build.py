@@ -377,13 +377,14 @@ def _site_config(mkdocs_config: Path, docs_dir: Path, results: str = "results") 
     point there instead.
     """
     raw = yaml.load(mkdocs_config.read_text(encoding="utf-8"), Loader=_AnyTagLoader) or {}
-    moved = results.strip("/") != "results"
+    folder = results.strip("/") + "/"
+    moved = folder != "results/"
 
     def keep(entry: Any) -> Any:
         if isinstance(entry, str):
             if moved and entry.startswith("results/"):
-                entry = f"{results.strip('/')}/{entry[len('results/'):]}"
-            missing = entry.startswith((*GENERATED_DIRS, f"{results.strip('/')}/")) and not (docs_dir / entry).is_file()
+                entry = folder + entry[len("results/"):]
+            missing = entry.startswith((*GENERATED_DIRS, folder)) and not (docs_dir / entry).is_file()
             return None if missing else entry
         if isinstance(entry, list):
             kept = [k for k in (keep(e) for e in entry) if k is not None]

@@ -228,8 +228,8 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                 f"fig-analysis-groups-{slug}-{model}", title=f"{title}: {others} minus '{reference}', "
                                                              f"model '{model}'",
                 caption=f"Difference of the mean {title} maps of model '{model}' between {others} "
-                        f"and the reference {group_name} '{reference}'; contours: pixels with a family-wise corrected p < 0.05 "
-                        f"(two-sample permutation test of Welch t, {N_PERMUTATIONS} permutations, max-statistic "
+                        f"and the reference {group_name} '{reference}'; contours: pixels with a family-wise "
+                        f"corrected p < 0.05 (two-sample permutation test of Welch t, {N_PERMUTATIONS} permutations, max-statistic "
                         "correction). One symmetric colour scale, white at zero.",
                 alt=f"Difference maps between groups of {group_name} for model {model}.", page="analysis.md",
                 provenance=prov, make=lambda method=method, model=model: _difference_figure(

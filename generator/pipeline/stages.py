@@ -201,11 +201,11 @@ def _files_stage(cache: Cache, config: Config) -> Faces:
     text = {c: str for c in ("image_id", "identity", "path", *faces.attributes)}
     table = pd.read_csv(entry / "table.csv", dtype=text, keep_default_na=False)
     skipped = pd.read_csv(entry / "skipped.csv", dtype=str, keep_default_na=False)
-    return Faces(key, np.load(entry / "images.npy"), None, None, table, _read_meta(entry)["seconds"],
+    meta = _read_meta(entry)
+    return Faces(key, np.load(entry / "images.npy"), None, None, table, meta["seconds"],
                  kind=settings.kind, attributes=tuple(faces.attributes), label_names=tuple(faces.label_names),
-                 skipped=skipped, notes=(*getattr(faces, "notes", ()), *_read_meta(entry).get("notes", ())),
-                 source=faces.source,
-                 has_identity=faces.has_identity)
+                 skipped=skipped, notes=(*getattr(faces, "notes", ()), *meta.get("notes", ())),
+                 source=faces.source, has_identity=faces.has_identity)
 
 
 def _frame_digest(frame: pd.DataFrame) -> str:
