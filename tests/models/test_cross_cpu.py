@@ -1,13 +1,20 @@
-"""Same seed, same bytes on any x86-64 CPU with AVX2: faces, trained weights and predictions.
+"""Same seed, same bytes on any x86-64 CPU with AVX2: faces; trained weights per CPU vendor.
 
 Another CPU is simulated on this one, each in a fresh interpreter: NumPy's SIMD paths switched
 off (``NPY_DISABLE_CPU_FEATURES``), oneDNN and MKL capped at older instruction sets, and 1, 2 or
 3 intra-op threads. Every variant must give the same hashes, and those must equal the hashes
 committed below: a machine that gives other bytes fails here, not silently in the published
 numbers. That is how NNPACK was caught: with it, an Intel Xeon (AVX-512, 2 cores) trained other
-weights than the AMD EPYC (AVX2, 2 cores) that had recorded the earlier hashes, while every
-variant simulated on either machine agreed with itself. The hashes below are those without
-NNPACK, measured on the Xeon; an AMD machine has not run them yet.
+weights than an AMD EPYC (AVX2, 2 cores), while every variant simulated on either machine agreed
+with itself.
+
+What was measured on real machines (2026-12): the faces, masks and landmarks are the same bytes
+on the Xeon and on the EPYC. The trained weights, and so the logits of the freshly trained net,
+are not: with every kernel pinned (ATen AVX2, MKL's COMPATIBLE branch, one thread, no oneDNN,
+no NNPACK) the EPYC still trains other bytes than the Xeon, so the hashes of training are
+recorded per CPU vendor (one machine each). That is why the default config ships its weights
+(``data/weights/``, see ``test_shipped_weights.py``): its published numbers come from those
+bytes on every machine, and ``test_shipped_weights.py`` checks that their predictions agree.
 ATen's kernels are pinned to AVX2 by :mod:`generator.portable`; simulating a CPU *without* AVX2
 (``ATEN_CPU_CAPABILITY=default``) is outside the promise and not tested.
 """
@@ -44,9 +51,25 @@ print(json.dumps({"faces": digest(faces.images), "masks": digest(faces.masks), "
                   "embeddings": digest(embeddings), "threads_after": torch.get_num_threads(),
                   "kernels": kernel_state()}))
 """
-# Measured on the development machine (Intel Xeon, without NNPACK); see the module docstring.
-EXPECTED = {"faces": "b19bea13a824d2b7", "masks": "ee59fb3daedb8c43", "landmarks": "0e5a2148ec61b926",
-            "weights": "81f3100e459b4732", "logits": "1e7d1f7bc9740e08", "embeddings": "ca20aed9c6e6705a"}
+# The same on every machine measured (Intel Xeon with AVX-512 and AMD EPYC, both 2 cores).
+EXPECTED_DATA = {"faces": "b19bea13a824d2b7", "masks": "ee59fb3daedb8c43", "landmarks": "0e5a2148ec61b926"}
+# Training, per CPU vendor (``vendor_id`` in /proc/cpuinfo): measured on one machine each, without NNPACK.
+EXPECTED_TRAINING = {
+    "GenuineIntel": {"weights": "81f3100e459b4732", "logits": "1e7d1f7bc9740e08", "embeddings": "ca20aed9c6e6705a"},
+    "AuthenticAMD": {"weights": "bb2c068ae1659992", "logits": "5dd3f6089f4ded1d", "embeddings": "fb101caa3a89bdf6"},
+}
+EXPECTED = {**EXPECTED_DATA, **EXPECTED_TRAINING["GenuineIntel"]}  # the keys every variant must agree on
+
+
+def cpu_vendor() -> str:
+    """``vendor_id`` of the first CPU in /proc/cpuinfo ("" where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("vendor_id")), "")
+
+
 SIMULATED = {
     "as it is, 2 threads": ({}, 2),
     "1 thread": ({"OMP_NUM_THREADS": "1"}, 1),
@@ -77,12 +100,22 @@ def test_every_simulated_cpu_gives_the_same_bytes(results):
             assert found[key] == reference[key], f"{name}: {key} differs ({found[key]} vs {reference[key]})"
 
 
-def test_the_bytes_are_those_of_the_development_machine(results):
-    found = {key: results["as it is, 2 threads"][key] for key in EXPECTED}
-    assert found == EXPECTED, (
-        "this machine computes other bytes than the development machine, so the published numbers would differ "
-        f"(kernels in force: {results['as it is, 2 threads']['kernels']}); or the face generator or the training "
-        f"code changed on purpose: then record the new hashes here. Found: {found}")
+def test_the_data_are_the_bytes_of_every_machine_measured(results):
+    found = {key: results["as it is, 2 threads"][key] for key in EXPECTED_DATA}
+    assert found == EXPECTED_DATA, (
+        "this machine generates other faces than the machines measured, so every published number would differ; "
+        f"or the face generator changed on purpose: then record the new hashes here. Found: {found}")
+
+
+def test_training_gives_the_bytes_measured_on_this_cpu_vendor(results):
+    vendor = cpu_vendor()
+    if vendor not in EXPECTED_TRAINING:
+        pytest.skip(f"no training hashes recorded for CPU vendor {vendor!r} (recorded: {sorted(EXPECTED_TRAINING)})")
+    found = {key: results["as it is, 2 threads"][key] for key in EXPECTED_TRAINING[vendor]}
+    assert found == EXPECTED_TRAINING[vendor], (
+        f"this {vendor} machine trains other bytes than the {vendor} machine measured (kernels in force: "
+        f"{results['as it is, 2 threads']['kernels']}); or the training code changed on purpose: then record the "
+        f"new hashes here for every vendor. Found: {found}")
 
 
 def test_the_kernels_are_pinned_and_threads_restored(results):
