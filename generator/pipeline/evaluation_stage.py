@@ -263,7 +263,7 @@ def _evaluate(metrics: _Metrics, faces: Faces, chosen: pd.DataFrame, maps: np.nd
         "sparseness": sparseness(maps),
         "complexity": complexity(maps),
     }
-    if faces.masks is None:  # region scores need the exact masks of the synthetic faces
+    if faces.masks is None or not faces.synthetic:  # exact masks and the cue: synthetic faces only
         return pd.DataFrame(scores).assign(**{c: np.nan for c in REGION_SCORES})
     masks = faces.masks[rows]
     ids = {name: REGIONS.index(name) for name in REGIONS}

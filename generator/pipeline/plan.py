@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MapSetPlan", "Plan", "calibrate", "method_passes", "metric_passes", "notify"]
+__all__ = ["MapSetPlan", "Plan", "calibrate", "map_set_seconds", "method_passes", "metric_passes", "notify"]
 
 #: Forward passes per image shared by all map sets of a model: MuFidelity's subsets, infidelity's perturbations.
 SHARED_PASSES = 64 + 32
@@ -67,6 +67,18 @@ def metric_passes(method: str, params: dict[str, Any], size: int, steps: int, se
         explained, gradient = method_passes(method, params, size)
         passes += SENSITIVITY_SAMPLES * sensitivity_share * explained * (3.0 if gradient else 1.0)
     return passes
+
+
+def map_set_seconds(method: str, params: dict[str, Any], size: int, *, images: int, evaluated: int, steps: int,
+                    sensitivity_share: float, forward: float, gradient: float) -> float:
+    """Estimated seconds of one map set: its maps on ``images`` images and its own metrics on ``evaluated``.
+
+    ``forward`` and ``gradient`` are the calibrated seconds per image of one forward pass and of one
+    gradient (see :func:`calibrate`).
+    """
+    passes, needs_grad = method_passes(method, params, size)
+    return (images * passes * (gradient if needs_grad else forward)
+            + evaluated * metric_passes(method, params, size, steps, sensitivity_share) * forward)
 
 
 @dataclass

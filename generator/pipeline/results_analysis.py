@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from generator.ordering import natural_key
+from generator.ordering import natural_key, natural_sorted
 from generator.pipeline.results_attribution import Explanations
 from generator.pipeline.state import Run
 
@@ -35,11 +35,11 @@ def analysis_results(run: Run, explained: Explanations) -> None:
     data = _Data(run, explained)
     prov = {**run.provenance, "maps": sorted(m.key for m in explained.maps.values()), "permutations": N_PERMUTATIONS}
     _group_means(run, data, prov)
-    if run.faces.masks is None:  # region analyses need the exact masks of the synthetic faces
+    if run.faces.masks is None or not data.located.any():  # no face regions: no landmarks, or none detected
         return
     _region_shares(run, data, prov)
     pair = compared_models(run)
-    if pair:
+    if pair and run.faces.synthetic:
         _fair_vs_biased(run, data, pair, prov)
     if any((m, CAM_METHOD) in explained.maps for m in data.models):
         _facex(run, data, prov)
@@ -56,6 +56,10 @@ class _Data:
         self.images = faces.images[rows]
         self.masks = None if faces.masks is None else faces.masks[rows]
         self.landmarks = None if faces.landmarks is None else faces.landmarks[rows]
+        self.located = faces.located[rows]  # the images whose face regions are known
+        self.regions = faces.regions
+        self.synthetic = faces.synthetic
+        self.group = run.vocabulary.primary
         self.meta = explained.chosen[["image_id", *faces.attributes]]
         if "cue" in faces.table:
             self.meta = self.meta.assign(cue=faces.table["cue"].to_numpy()[rows])
@@ -67,13 +71,23 @@ class _Data:
 
     @cache
     def shares(self) -> pd.DataFrame:
+        """Region shares of every map set, on the images whose regions are known."""
         from generator.analysis.regions import region_share_table
-        from generator.datasets.synthetic import REGIONS
 
-        frames = [region_share_table(maps, self.masks, REGIONS, self.meta.assign(model=model, method=method))
+        at = self.located
+        meta = self.meta[at].reset_index(drop=True)
+        frames = [region_share_table(maps[at], self.masks[at], self.regions, meta.assign(model=model, method=method))
                   for (model, method), found in self.explained.maps.items()
                   if (maps := self.maps(model, method)) is not None]
         return pd.concat(frames, ignore_index=True)
+
+    @property
+    def region_source(self) -> str:
+        """How the regions were obtained, for captions."""
+        if self.synthetic:
+            return "exact masks of the synthetic faces"
+        return (f"regions placed from five detected landmarks, approximate; {int(self.located.sum())} of "
+                f"{len(self.located)} images with a detected face")
 
     @property
     def landmarked(self) -> bool:
@@ -84,7 +98,10 @@ class _Data:
     def alignment(self) -> tuple[list, pd.DataFrame]:
         from generator.analysis.alignment import alignment_transforms
 
-        transforms, report = alignment_transforms(self.landmarks, self.images.shape[1])
+        from generator.analysis.alignment import PHOTO_LANDMARKS
+
+        template = None if self.synthetic else PHOTO_LANDMARKS
+        transforms, report = alignment_transforms(self.landmarks, self.images.shape[1], template=template)
         return transforms, report.assign(image_id=self.meta["image_id"].to_numpy())
 
     @cache
@@ -110,16 +127,15 @@ class _Data:
 
 def _region_shares(run: Run, data: _Data, prov: dict[str, Any]) -> None:
     from generator.analysis.regions import region_share_summary
-    from generator.datasets.synthetic import REGIONS
     from generator.figures.analysis import region_share_bars
 
     seed = run.config.seed
     summary = run.publisher.table(
         "tab-analysis-region-shares", title="Attribution share per face region",
-        caption="Mean share of the absolute attribution falling on each region (exact masks of the synthetic faces) "
-                "per model, method and skin-tone band, with 95% percentile-bootstrap intervals over images "
+        caption=f"Mean share of the absolute attribution falling on each region ({data.region_source}) per model, "
+                f"method and {run.vocabulary.name(data.group)}, with 95% percentile-bootstrap intervals over images "
                 f"(1000 resamples, seed {seed}). Shares of one image sum to 1.", page="analysis.md",
-        provenance=prov, make=lambda: region_share_summary(data.shares(), by=["model", "method", "skin_tone"],
+        provenance=prov, make=lambda: region_share_summary(data.shares(), by=["model", "method", data.group],
                                                            seed=seed))
     for method in HEADLINE_METHODS:
         rows = summary.frame[summary.frame["method"] == method]
@@ -127,12 +143,13 @@ def _region_shares(run: Run, data: _Data, prov: dict[str, Any]) -> None:
             continue
         run.publisher.figure(
             f"fig-analysis-regions-{_slug(method)}", title=f"Where {_title(method)} puts the attribution",
-            caption=f"Mean share of the absolute {_title(method)} attribution on each region, per model, on the "
-                    f"{len(data.meta)} explained evaluation images; whiskers: 95% bootstrap intervals.",
+            caption=f"Mean share of the absolute {_title(method)} attribution on each region ({data.region_source}), "
+                    f"per model, on {int(data.located.sum())} explained evaluation images; whiskers: 95% bootstrap "
+                    "intervals.",
             alt="Bars of attribution share per face region for each model.", page="analysis.md", provenance=prov,
             make=lambda rows=rows: region_share_bars(
                 _pooled(data.shares(), method_filter=rows["method"].iloc[0], seed=seed), by="model",
-                region_order=REGIONS))
+                region_order=data.regions))
 
 
 def _pooled(shares: pd.DataFrame, *, method_filter: str, seed: int) -> pd.DataFrame:
@@ -218,7 +235,9 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                     f"{group_name} (columns), over the mean face. One colour scale for the whole figure.",
             alt=f"Grid of mean {title} maps per model and {group_name}.", page="analysis.md", provenance=prov,
             make=lambda method=method: _mean_grid(data, method, groups, mean_face))
-        testable = sorted((g for g in set(groups) if (groups == g).sum() >= 2), key=natural_key)  # 2 maps a side
+        usable = data.alignment()[1]["aligned"].to_numpy() if data.landmarked else np.ones(len(groups), bool)
+        # 2 aligned maps a side
+        testable = sorted((g for g in set(groups) if (usable & (groups == g)).sum() >= 2), key=natural_key)
         if len(testable) < 2:
             continue
         reference = testable[0]
@@ -292,38 +311,41 @@ def _between_models(data: _Data, method: str, pair: tuple[str, str], groups: np.
 def _facex(run: Run, data: _Data, prov: dict[str, Any]) -> None:
     from generator.analysis.alignment import majority_mask, warp_to_template
     from generator.analysis.regions import facex_region_scores
-    from generator.datasets.synthetic import REGIONS
     from generator.figures.analysis import face_prototype
+
+    at, group, group_name = data.located, data.group, run.vocabulary.name(data.group)
 
     @cache
     def scores() -> pd.DataFrame:
-        frames = [facex_region_scores(cams, data.masks, REGIONS, data.meta.assign(model=model),
-                                      by=["model", "skin_tone"])
+        meta = data.meta[at].reset_index(drop=True)
+        frames = [facex_region_scores(cams[at], data.masks[at], data.regions, meta.assign(model=model),
+                                      by=["model", group])
                   for model in data.models if (cams := data.maps(model, CAM_METHOD)) is not None]
         return pd.concat(frames, ignore_index=True)
 
     table = run.publisher.table(
         "tab-analysis-facex", title="FaceX region scores (Grad-CAM)",
-        caption="FaceX region score per model, skin-tone band and region: per image, the share of the region's "
-                "pixels whose Grad-CAM value exceeds the mean of the image's non-zero CAM values, averaged over the "
-                "images that contain the region (as in the MAI-BIAS toolkit, here for any number of groups).",
+        caption=f"FaceX region score per model, {group_name} and region ({data.region_source}): per image, the "
+                "share of the region's pixels whose Grad-CAM value exceeds the mean of the image's non-zero CAM "
+                "values, averaged over the images that contain the region (as in the MAI-BIAS toolkit, here for "
+                "any number of groups).",
         page="analysis.md", provenance=prov, make=scores)
     transforms, _ = data.alignment()
     prototype = majority_mask(warp_to_template(data.masks.astype(np.float32), transforms, data.images.shape[1],
-                                               order=0), len(REGIONS))
+                                               order=0), len(data.regions))
     vmax = float(np.nanmax(table.frame["score"])) if len(table.frame) else 1.0
     for model in data.models:
         rows = table.frame[table.frame["model"] == model]
         run.publisher.figure(
             f"fig-analysis-facex-{model}", title=f"Face regions by Grad-CAM score, model '{model}'",
             caption=f"FaceX region scores of model '{model}' painted on a prototype face (majority region of the "
-                    "aligned masks), one panel per skin-tone band; one colour scale shared by all panels and by the "
+                    f"aligned masks), one panel per {group_name}; one colour scale shared by all panels and by the "
                     f"figures of every model (0 to {vmax:.2f}); background not scored.",
             alt=f"Prototype faces coloured by region score for model {model}.", page="analysis.md",
             provenance={**prov, "vmax": vmax},
-            make=lambda rows=rows: face_prototype(rows, template_mask=prototype, region_names=REGIONS,
-                                                  groups=sorted(rows["skin_tone"].unique()), group_col="skin_tone",
-                                                  vmax=vmax))
+            make=lambda rows=rows: face_prototype(rows, template_mask=prototype, region_names=data.regions,
+                                                  groups=natural_sorted(rows[group].astype(str).unique()),
+                                                  group_col=group, vmax=vmax))
 
 
 def _slug(method: str) -> str:
@@ -340,8 +362,10 @@ def _title(method: str) -> str:
 def _patches(run: Run, data: _Data, prov: dict[str, Any]) -> None:
     """FaceX high-impact patches per model: the windows with the largest in-region Grad-CAM mass."""
     from generator.analysis.patches import crop_patches, high_impact_patches
-    from generator.datasets.synthetic import REGIONS
     from generator.figures.analysis import patch_gallery
+
+    at = data.located
+    meta = data.meta[at].reset_index(drop=True)
 
     size = max(4, data.images.shape[1] // 8)
     for model in data.models:
@@ -351,7 +375,8 @@ def _patches(run: Run, data: _Data, prov: dict[str, Any]) -> None:
 
         @cache
         def table(cams=cams, model=model) -> pd.DataFrame:
-            return high_impact_patches(cams, data.masks, REGIONS, data.meta.assign(model=model), patch=size, top=20)
+            return high_impact_patches(cams[at], data.masks[at], data.regions, meta.assign(model=model), patch=size,
+                                       top=20)
 
         patches = run.publisher.table(
             f"tab-analysis-patches-{model}", title=f"High-impact patches, model '{model}'",
@@ -362,6 +387,6 @@ def _patches(run: Run, data: _Data, prov: dict[str, Any]) -> None:
             f"fig-analysis-patches-{model}", title=f"High-impact patches, model '{model}'",
             caption=patches.caption, alt=f"Crops of the 20 highest-scoring patches for model {model}.",
             page="analysis.md", provenance=prov,
-            make=lambda patches=patches: patch_gallery(crop_patches(data.images, patches.frame),
-                                                       patches.frame, label_cols=("region", "skin_tone")))
+            make=lambda patches=patches: patch_gallery(crop_patches(data.images[at], patches.frame),
+                                                       patches.frame, label_cols=("region", data.group)))
 

@@ -20,7 +20,7 @@ from generator.pipeline.attribution_stages import (
 from generator.pipeline.cache import code_hash
 from generator.pipeline.evaluation_stage import evaluated, evaluation_key, submit_evaluation
 from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, uses_workers
-from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, method_passes, metric_passes, notify
+from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, map_set_seconds, notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
 
@@ -161,10 +161,9 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
         forward, gradient = calibrate(handle_for(config, trained, trained.framework), images, targets)
         plan.calibration[trained.name] = (forward, gradient)
         for item in todo:
-            params = dict(config.attribution.params.get(item.method, {}))
-            passes, needs_grad = method_passes(item.method, params, size)
-            item.seconds = (len(chosen) * passes * (gradient if needs_grad else forward)
-                            + n_evaluated * metric_passes(item.method, params, size, steps, share) * forward)
+            item.seconds = map_set_seconds(item.method, dict(config.attribution.params.get(item.method, {})), size,
+                                           images=len(chosen), evaluated=n_evaluated, steps=steps,
+                                           sensitivity_share=share, forward=forward, gradient=gradient)
         plan.shared_seconds[trained.name] = n_evaluated * SHARED_PASSES * forward
     return plan
 

@@ -1,6 +1,7 @@
 """Results sections "dataset" and "models": their figures and tables."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from generator.bias.intervals import PROPORTION_INTERVAL
@@ -45,17 +46,32 @@ def dataset_results(run: Run) -> None:
                # on a slide: one row per group of the first attribute, faces large enough to see the mark
                slide=lambda: figs.sample_grid(faces.images[evaluation], faces.table.iloc[evaluation],
                                               by=by[:1], per_group=min(per, 6), seed=seed))
-    if faces.masks is not None:
-        from generator.datasets.synthetic import REGIONS
-
-        shown = evaluation[:: max(1, len(evaluation) // 5)][:5]
+    if faces.masks is not None and faces.located.any():
+        located = faces.located
+        pool = evaluation[located[evaluation]] if located[evaluation].any() else np.flatnonzero(located)
+        shown = pool[:: max(1, len(pool) // 5)][:5]
+        if faces.synthetic:
+            how = ("the region each pixel belongs to (bottom), with the five landmarks (eye centres, nose tip, mouth "
+                   "corners) as crosses.")
+        else:
+            how = ("the face regions placed from the detected landmarks (bottom; approximate ellipses, the mouth "
+                   "placed below the nose by average proportions), with the landmarks (eye centres, base of the "
+                   "nose) as crosses; hair, ears, neck and scene are all 'background'.")
         pub.figure("fig-dataset-masks", title="Region masks and landmarks",
-                   caption="Five evaluation faces (top) and the region each pixel belongs to (bottom), with the five "
-                           "landmarks (eye centres, nose tip, mouth corners) as crosses.",
+                   caption=f"{len(shown)} faces (top) and {how}",
                    alt="Faces above their colour-coded region masks.", page="dataset.md",
                    make=lambda: figs.mask_examples(faces.images[shown], faces.masks[shown], faces.landmarks[shown],
-                                                   REGIONS),
+                                                   faces.regions),
                    provenance={**prov, "images": [int(i) for i in shown]})
+    if faces.landmark_report is not None:
+        from generator.datasets.landmarks import DETECTOR
+
+        pub.table("tab-dataset-landmarks", title="Landmark detection",
+                  caption=f"Per image: faces found by the detector ({DETECTOR}; images upsampled to at least 160 px "
+                          "first), the score of the face used (the highest) and, where none was found, the reason. "
+                          "Images without a face keep their maps and scores but are left out of alignment and of "
+                          "the face-region analyses.", page="dataset.md", provenance=prov,
+                  make=lambda: faces.landmark_report[["image_id", "faces_found", "score", "reason"]])
     counts = group_counts(faces)
     pub.table("tab-dataset-counts", title="Images per split and group",
               caption=f"Number of images and identities per split and {groups}"

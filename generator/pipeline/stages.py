@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,29 @@ class Faces:
     notes: tuple[str, ...] = ()
     source: str = "synthetic faces drawn at run time"
     has_identity: bool = True
+    #: Names of the ids in ``masks`` (None: the synthetic faces' exact regions).
+    region_names: tuple[str, ...] | None = None
+    #: Photographs: per image ``faces_found``, ``score`` and ``reason`` of the landmark detector.
+    landmark_report: pd.DataFrame | None = None
+    landmarks_key: str = ""
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The region names that ``masks`` indexes."""
+        if self.region_names is not None:
+            return self.region_names
+        from generator.datasets.synthetic import REGIONS
+
+        return tuple(REGIONS)
+
+    @property
+    def located(self) -> np.ndarray:
+        """Per image: whether its regions are known (always on the synthetic faces; photographs: face detected)."""
+        if self.masks is None:
+            return np.zeros(len(self.table), dtype=bool)
+        if self.landmarks is None or self.synthetic:
+            return np.ones(len(self.table), dtype=bool)
+        return np.isfinite(self.landmarks[:, :3]).all(axis=(1, 2))
 
     @property
     def labelled(self) -> bool:
@@ -114,12 +137,50 @@ class Predictions:
 
 
 def dataset_stage(cache: Cache, config: Config) -> Faces:
-    """Generate the synthetic faces, or read the user's dataset, or the sample faces (or load from cache)."""
+    """Generate the synthetic faces, or read the user's dataset, or the sample faces (or load from cache).
+
+    Photographs then get landmarks and face regions (:func:`landmarks_stage`) unless
+    ``dataset.landmarks`` is ``none``.
+    """
     if config.dataset.kind == "synthetic":
         return _synthetic_stage(cache, config)
-    if config.dataset.kind == "sample_faces":
-        return _sample_faces_stage(cache, config)
-    return _files_stage(cache, config)
+    faces = _sample_faces_stage(cache, config) if config.dataset.kind == "sample_faces" else _files_stage(cache, config)
+    return faces if config.dataset.landmarks == "none" else landmarks_stage(cache, faces)
+
+
+LANDMARK_CODE = ("generator.datasets.landmarks", "generator.analysis.regions")
+
+
+def landmarks_stage(cache: Cache, faces: Faces) -> Faces:
+    """Detect five landmarks on every photograph and place the face regions from them (or load from cache)."""
+    from generator.datasets.landmarks import DETECTOR, detect_landmarks, predictor_path
+
+    model = hashlib.sha256(predictor_path().read_bytes()).hexdigest()[:16]
+    key = cache.key("landmarks", {"detector": DETECTOR, "model": model, "code": code_hash(*LANDMARK_CODE)},
+                    (faces.key,))
+
+    def compute(folder: Path) -> None:
+        from generator.analysis.regions import landmark_regions
+
+        start = time.perf_counter()
+        with progress_bar(len(faces.images), "landmarks") as bar:
+            landmarks, report = detect_landmarks(faces.images, progress=bar.update)
+        np.save(folder / "landmarks.npy", landmarks)
+        np.save(folder / "masks.npy", landmark_regions(landmarks, faces.images.shape[1:3]))
+        report.assign(image_id=faces.table["image_id"].to_numpy()).to_csv(folder / "report.csv", index=False)
+        _write_meta(folder, seconds=time.perf_counter() - start)
+
+    entry = cache.get_or_compute("landmarks", key, compute)
+    from generator.analysis.regions import LANDMARK_REGIONS
+
+    report = pd.read_csv(entry / "report.csv", dtype={"image_id": str}, keep_default_na=False)
+    missed = report[report["reason"] != ""]
+    notes = faces.notes
+    if len(missed):
+        notes = (*notes, f"{len(missed)} of {len(report)} images: no face found by the landmark detector ({DETECTOR}); "
+                         "they are explained and scored, but left out of alignment and of the face-region analyses")
+    return replace(faces, landmarks=np.load(entry / "landmarks.npy"), masks=np.load(entry / "masks.npy"),
+                   region_names=LANDMARK_REGIONS, landmark_report=report, landmarks_key=key, notes=notes)
 
 
 def _synthetic_stage(cache: Cache, config: Config) -> Faces:
@@ -173,7 +234,8 @@ def _files_stage(cache: Cache, config: Config) -> Faces:
     settings = config.dataset
     faces = load_table(settings, seed=config.seed, trains_models=config.trains_models)
     digest = content_digest(faces.root, faces.table["path"])
-    described = settings.model_dump(mode="json", exclude={"synthetic", "root", "annotations", "identity_file"})
+    described = settings.model_dump(mode="json", exclude={"synthetic", "root", "annotations", "identity_file",
+                                                                 "landmarks"})
     key = cache.key("dataset", {"settings": described, "table": _frame_digest(faces.table), "images": digest,
                                 "seed": config.seed, "code": code_hash(*FILES_CODE)})
 

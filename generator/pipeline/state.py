@@ -83,9 +83,12 @@ class Run:
         layers), its content hash the weights themselves: both, so that a figure or table is
         recomputed when either changes.
         """
-        return {"dataset": self.faces.key,
-                "models": {m.name: {"key": m.key, "weights": m.content_hash} for m in self.models},
-                "seed": self.config.seed}
+        found = {"dataset": self.faces.key,
+                 "models": {m.name: {"key": m.key, "weights": m.content_hash} for m in self.models},
+                 "seed": self.config.seed}
+        if self.faces.landmarks_key:  # photographs: the detected landmarks and the regions placed from them
+            found["landmarks"] = self.faces.landmarks_key
+        return found
 
 
 # Display names of the attributes the loaders produce (others are shown as their column name).

@@ -142,8 +142,10 @@ def evaluation_page(facts: dict[str, Any], art: Artifacts) -> str:
 
 Faithfulness (deletion and insertion AUC, MuFidelity, infidelity), robustness (max-sensitivity),
 complexity and the cascading-randomisation sanity check; definitions on the
-[evaluation methods page](../methods/evaluation.md). Region shares and the pointing game need
-ground-truth face-region masks, which only the synthetic faces have: they are empty here.
+[evaluation methods page](../methods/evaluation.md). The per-image region scores of this page
+(share on the face, on the background, the pointing game on the mouth) need exact face-region
+masks, which only the synthetic faces have: they are empty here. The approximate regions placed
+from detected landmarks are used on the page "Where the models look" instead.
 
 {_artifacts(art, 'evaluation.md')}"""
 
@@ -152,8 +154,17 @@ def analysis_page(facts: dict[str, Any], art: Artifacts) -> str:
     return f"""# Where the models look
 
 Mean attribution maps per group and their differences, with pixel-wise permutation tests
-(max-statistic correction). Without landmarks the crops are averaged as they come, so the means
-are only as sharp as the dataset's alignment.
+(max-statistic correction). Where the dataset settings ask for landmarks (`dataset.landmarks: dlib`,
+the default), every face is first located with dlib's HOG face detector and five-point shape
+predictor (eye corners, base of the nose; a CC0 model shipped by an installed package, nothing
+downloaded), and its image and maps are warped to one template face by a similarity transform;
+faces the detector misses are listed and left out of the means. Face regions (forehead, brows,
+eyes, nose, cheeks, mouth, chin and jaw; hair, ears, neck and scene together as background) are
+ellipses placed from the same landmarks: the shares of attribution per region, the FaceX region
+scores on a prototype face and the high-impact patches below use them. They are **approximate**:
+they do not follow a face's outline, and the mouth, which five landmarks do not locate, is placed
+below the nose by average proportions. With `dataset.landmarks: none` the crops are averaged as
+they come and the region analyses are left out.
 
 {_artifacts(art, 'analysis.md')}"""
 

@@ -184,17 +184,20 @@ configuration, seed and package versions give the same tables and byte-identical
 
 ## What is guaranteed, and on which machines
 
-- **Data and trained models: the same bytes on every x86-64 CPU with AVX2** (Intel or AMD, any
-  core count). The synthetic faces round every sine, cosine, exponential and power to a grid of
-  2^-20 before use, so NumPy's CPU-specific maths cannot move a pixel. Training and the built-in
-  network's predictions run with {escape(machine.get("training_threads", "1"))} intra-op thread and without oneDNN or NNPACK, with ATen's
-  kernels pinned to AVX2 and MKL in its reproducible `COMPATIBLE` mode (`MKL_CBWR`); the project's
-  tests check this by simulating other CPUs on one (NumPy without AVX2, oneDNN and MKL capped at
-  SSE4, 1, 2 and 3 threads) and against hashes committed from the development machine.
+- **Data: the same bytes on every x86-64 CPU with AVX2** (Intel or AMD, any core count; measured
+  on an Intel Xeon and an AMD EPYC). The synthetic faces round every sine, cosine, exponential and
+  power to a grid of 2^-20 before use, so NumPy's CPU-specific maths cannot move a pixel.
+- **Trained models: the same bytes on CPUs of one vendor, not between Intel and AMD.** Training and
+  the built-in network's predictions run with {escape(machine.get("training_threads", "1"))} intra-op thread and without oneDNN or NNPACK, with
+  ATen's kernels pinned to AVX2 and MKL in its reproducible `COMPATIBLE` mode (`MKL_CBWR`); the
+  project's tests check this by simulating other CPUs on one (NumPy without AVX2, oneDNN and MKL
+  capped at SSE4, 1, 2 and 3 threads) and against hashes committed per CPU vendor. An AMD EPYC
+  still trains other bytes than an Intel Xeon, so the default models are shipped (below) and
+  every machine audits the same ones; their logits agree across machines within 1e-6 (tested).
 - **Every table built from predictions** (accuracy, fairness rates, disparities, calibration, the
-  verification tables of this build) is therefore the same on any such machine: counts, accuracies
-  and rates bit for bit, values computed by NumPy from the logits (softmax probabilities in float64,
-  calibration, scores) to about 1e-15.
+  verification tables of this build) then has the same counts, accuracies and rates on any such
+  machine; values computed by NumPy from the logits (softmax probabilities in float64,
+  calibration, scores) agree as closely as the logits do.
 - **Attribution maps and their evaluation** use PyTorch's fast default kernels (oneDNN, with the
   built-in network and torchvision models in channels-last memory) and, for the Xplique methods,
   TensorFlow: they are not bit-identical across CPUs. Measured on the tiny test

@@ -104,6 +104,19 @@ def test_failures_are_reported_not_dropped(faces):
     assert np.isnan(aligned[1:]).all() and np.isfinite(aligned[0]).all()
 
 
+def test_missing_mouth_corners_are_left_out_of_the_fit(faces, fitted):
+    """dlib's 5-point model gives no mouth: eyes and nose alone fix the same transform on an exact face."""
+    transforms, _ = fitted
+    truth = transforms[0]
+    source = np.linalg.inv(truth.params)  # a face whose landmarks sit exactly where the template maps back
+    points = np.c_[template_pixels(SIZE), np.ones(5)] @ source.T
+    landmarks = points[None, :, :2].copy()
+    landmarks[0, 3:] = np.nan
+    found, report = alignment_transforms(landmarks, SIZE)
+    assert bool(report.loc[0, "aligned"]) and report.loc[0, "residual_px"] < 1e-6
+    assert np.allclose(found[0].params, truth.params, atol=1e-6)
+
+
 def test_majority_mask_is_a_face(faces, fitted):
     transforms, _ = fitted
     aligned = warp_to_template(faces.masks, transforms, SIZE, order=0)

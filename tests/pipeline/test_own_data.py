@@ -103,7 +103,7 @@ def own_build(tmp_path_factory):
                    {"name": "onnx", "kind": "onnx", "path": str(onnx_file), "preprocessing": pre},
                    {"name": "trained", "train_split": "train"}],
         "training": {"epochs": 2, "width": 8},
-        "attribution": {"methods": ["captum.saliency", "captum.gradcam", "xplique.saliency"], "per_group": 1,
+        "attribution": {"methods": ["captum.saliency", "captum.gradcam", "xplique.saliency"], "per_group": 2,
                         "extremes_per_group": 0, "deletion_steps": 4, "sanity_methods": ["captum.saliency"],
                         "sanity_images": 2},
         "report": {"samples_per_group": 1},
@@ -164,7 +164,33 @@ def test_splits_are_identity_disjoint(own_build):
     train = set(faces.table.loc[faces.table["split"] == "train", "identity"])
     evaluation = set(faces.table.loc[faces.table["split"] == "eval", "identity"])
     assert train and evaluation and not train & evaluation
-    assert faces.masks is None and faces.attributes == ("tone", "age")
+    assert faces.attributes == ("tone", "age")
+    # landmarks detected on the images (dlib): regions placed from them, the images without a face listed
+    from generator.analysis.regions import LANDMARK_REGIONS
+
+    assert faces.regions == LANDMARK_REGIONS and faces.masks.shape[:1] == faces.landmarks.shape[:1] == (len(faces.table),)
+    assert len(faces.landmark_report) == len(faces.table) and 0.5 < faces.located.mean() < 1.0
+    assert any("no face found by the landmark detector" in note for note in faces.notes)
+
+
+def test_the_region_analyses_run_on_detected_landmarks(own_build):
+    from generator.analysis.regions import LANDMARK_REGIONS
+
+    _, result, _ = own_build
+    tables = result.results_dir / "tables"
+    landmarks = pd.read_csv(tables / "tab-dataset-landmarks.csv", keep_default_na=False)
+    assert set(landmarks["reason"]) == {"", "no face found by the detector"}
+    alignment = pd.read_csv(tables / "tab-analysis-alignment.csv", keep_default_na=False)
+    assert alignment["aligned"].any() and (alignment.loc[~alignment["aligned"], "reason"] != "").all()
+    shares = pd.read_csv(tables / "tab-analysis-region-shares.csv")
+    assert set(shares["region"]) == set(LANDMARK_REGIONS) and {"tone", "model", "method"} <= set(shares.columns)
+    facex = pd.read_csv(tables / "tab-analysis-facex.csv")
+    assert set(facex["model"]) == {"classfile", "onnx", "trained"} and "tone" in facex.columns
+    manifest = json.loads((result.results_dir / "manifest.json").read_text())
+    ids = {f["id"] for f in manifest["figures"]}
+    assert {"fig-dataset-masks", "fig-analysis-facex-trained", "fig-analysis-patches-onnx"} <= ids
+    caption = next(f["caption"] for f in manifest["figures"] if f["id"] == "fig-dataset-masks")
+    assert "placed from the detected landmarks" in caption
 
 
 def test_real_model_demo(tmp_path):
