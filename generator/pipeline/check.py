@@ -43,8 +43,21 @@ def check(config: Config) -> list[str]:
 
 def _estimate(config: Config, group_sizes: list[int], images: np.ndarray, handles: dict[str, Any]) -> str:
     """The explanations stage's duration on this machine, calibrated now on each model (an upper bound)."""
+    from generator.pipeline.plan import _duration
+
+    n, evaluated, seconds = estimate(config, group_sizes, images, handles)
+    settings = config.attribution
+    metrics = "" if evaluated == n else f", the metrics on {evaluated} of them (attribution.budget)"
+    return (f"estimate: maps of at most {n} images x {len(settings.methods)} method(s) x {len(handles)} model(s)"
+            f"{metrics}: about {_duration(seconds)} on this machine, calibrated now on each model; training, the "
+            "sanity checks and the figures come on top, and the build prints its own estimate before the maps")
+
+
+def estimate(config: Config, group_sizes: list[int], images: np.ndarray, handles: dict[str, Any]
+             ) -> tuple[int, int, float]:
+    """``(images explained at most, images with metrics, seconds)`` of the explanations stage on this machine."""
     from generator.pipeline.evaluation_stage import SENSITIVITY_IMAGES
-    from generator.pipeline.plan import SHARED_PASSES, _duration, calibrate, map_set_seconds
+    from generator.pipeline.plan import SHARED_PASSES, calibrate, map_set_seconds
 
     settings = config.attribution
     n = sum(min(size, settings.per_group + 3 * settings.extremes_per_group) for size in group_sizes)
@@ -58,10 +71,7 @@ def _estimate(config: Config, group_sizes: list[int], images: np.ndarray, handle
             map_set_seconds(method, dict(settings.params.get(method, {})), int(images.shape[1]), images=n,
                             evaluated=evaluated, steps=settings.deletion_steps, sensitivity_share=share,
                             forward=forward, gradient=gradient) for method in settings.methods)
-    metrics = "" if evaluated == n else f", the metrics on {evaluated} of them (attribution.budget)"
-    return (f"estimate: maps of at most {n} images x {len(settings.methods)} method(s) x {len(handles)} model(s)"
-            f"{metrics}: about {_duration(seconds)} on this machine, calibrated now on each model; training, the "
-            "sanity checks and the figures come on top, and the build prints its own estimate before the maps")
+    return n, evaluated, seconds
 
 
 def _dataset(config: Config, lines: list[str]) -> tuple[tuple[str, ...] | None, list[int], np.ndarray]:

@@ -143,10 +143,16 @@ class Plan:
         self.done_seconds += item.seconds
         self.spent_seconds += seconds
 
-    def eta(self) -> str:
-        """Remaining time: what is left of the estimate, rescaled by actual over estimated time so far."""
-        left = max(self.seconds - self.done_seconds, 0.0)
-        scale = self.spent_seconds / self.done_seconds if self.done_seconds > 0 else 1.0
+    def eta(self, current: MapSetPlan | None = None, fraction: float = 0.0, elapsed: float = 0.0) -> str:
+        """Remaining time: what is left of the estimate, rescaled by actual over estimated time so far.
+
+        ``current`` is the map set under way, ``fraction`` of its images done in ``elapsed`` seconds,
+        so that the ETA moves image by image, not only when a map set is finished.
+        """
+        partial = current.seconds * min(max(fraction, 0.0), 1.0) if current is not None else 0.0
+        done, spent = self.done_seconds + partial, self.spent_seconds + (elapsed if current is not None else 0.0)
+        left = max(self.seconds - done, 0.0)
+        scale = spent / done if done > 0 and spent > 0 else 1.0
         return f"ETA ~{_duration(left * scale)}"
 
 

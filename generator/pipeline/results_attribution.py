@@ -98,8 +98,11 @@ def attribution_results(run: Run) -> Explanations:
                 for method in config.attribution.methods:
                     item, counted = items[(trained.name, method)], [0]
 
-                    def advance(n: int, counted: list[int] = counted) -> None:
+                    def advance(n: int, counted: list[int] = counted, item: MapSetPlan = item) -> None:
                         counted[0] += n
+                        if not item.cached:  # the ETA moves with every chunk of images, not per map set only
+                            bar.set_postfix_str(plan.eta(item, counted[0] / len(chosen),
+                                                         time.perf_counter() - clock[0]), refresh=False)
                         bar.update(n)
 
                     maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin,

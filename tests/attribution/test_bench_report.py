@@ -22,12 +22,13 @@ def test_methods_above_the_target_get_a_reason_and_the_others_none():
 @pytest.mark.slow
 def test_metric_bench_counts_the_inputs_each_metric_evaluates():
     """Deletion and insertion: steps + 1 inputs per image (the curve's points), MuFidelity: its 64
-    perturbations + the image, infidelity: its 32 perturbations + the image; the floor is timed on as many."""
+    perturbations + the image, infidelity: its 32 perturbations + the image, max-sensitivity: the image and
+    its 4 perturbed copies re-explained (gradients); the floor is timed on as many."""
     from generator.attribution.bench import _setup, bench_metrics
 
     handle, images, targets = _setup(4, 32, 0)
     found = bench_metrics(handle, images, targets, steps=8, repeats=1, chunk=16).set_index("metric")
     assert found["inputs_per_image"].to_dict() == {"deletion_auc": 9.0, "insertion_auc": 9.0, "mufidelity": 65.0,
-                                                    "infidelity": 33.0}
+                                                    "infidelity": 33.0, "max_sensitivity (saliency)": 5.0}
     assert (found["seconds"] > 0).all() and (found["floor_seconds"] > 0).all()
     assert (found["ratio"] == found["seconds"] / found["floor_seconds"]).all()

@@ -44,6 +44,10 @@ def test_summary_and_eta():
     assert "about 3 min" in text and "longest: captum.occlusion on 'biased'" in text
     plan.record(plan.map_sets[1], 120.0)  # took twice its estimate: the rest is expected to as well
     assert plan.eta() == "ETA ~5 min"  # (200 - 60) s x 2
+    # half-way through the next map set (100 s estimated) after 20 s: running faster than the first one
+    # estimate done 60 + 50 = 110 s, spent 120 + 20 = 140 s: left (200 - 110) x 140 / 110 = 115 s
+    assert plan.eta(plan.map_sets[3], 0.5, 20.0) == "ETA ~2 min"
+    assert plan.eta(plan.map_sets[3], 0.0, 0.0) == plan.eta()
 
 
 def test_calibration_times_a_forward_pass_and_a_gradient():
