@@ -524,6 +524,11 @@ def _onnx_input_dims(name: str, path: Path, proto: Any) -> list[int | None]:
                            for dim in tensor.shape.dim)
         raise ModelError(f"model {name!r}: {str(path)!r} takes input {shown or '(no shape)'}; the generator "
                          "needs N x 3 x H x W (channels first)")
+    if dims[0] is not None:  # explainers and metrics feed batches of many images
+        raise ModelError(f"model {name!r}: {str(path)!r} fixes its batch size to {dims[0]}; the generator feeds "
+                         f"batches of any size. Export it with a dynamic batch dimension: torch.onnx.export(model, "
+                         f"(example,), path, input_names=['{inputs[0].name}'], dynamic_axes={{'{inputs[0].name}': "
+                         "{0: 'n'}}) (or dynamic_shapes= with the default exporter)")
     return dims
 
 
@@ -548,7 +553,7 @@ def _convert_onnx(name: str, path: Path, proto: Any) -> nn.Module:
     import onnx2torch  # lazy: only this kind needs it
 
     try:
-        return onnx2torch.convert(_without_identities(proto))
+        return onnx2torch.convert(_for_onnx2torch(_without_identities(proto)))
     except NotImplementedError as error:
         found = re.search(r"operation_type='([^']+)'", str(error))
         op = found.group(1) if found else str(error)
@@ -557,6 +562,54 @@ def _convert_onnx(name: str, path: Path, proto: Any) -> nn.Module:
     except Exception as error:  # onnx2torch raises assorted types for graphs it cannot map
         raise ModelError(f"model {name!r}: onnx2torch cannot convert {str(path)!r}: "
                          f"{type(error).__name__}: {error}") from error
+
+
+#: The newest default-domain opset onnx2torch 1.5 converts every op of (ReduceMean takes its axes as
+#: an attribute up to opset 17); newer graphs are converted down to it first.
+ONNX2TORCH_OPSET = 17
+
+
+def _for_onnx2torch(proto: Any) -> Any:
+    """The graph in a form onnx2torch converts: opset 17 at most, no needless ``Reshape(allowzero=1)``.
+
+    ``torch.onnx.export``'s default (dynamo) exporter writes opset 18 or later, where ``ReduceMean``
+    takes its axes as an input, and ``Reshape`` nodes with ``allowzero=1``; onnx2torch converts
+    neither. ONNX's version converter rewrites the graph for opset 17; ``allowzero`` only changes
+    what a 0 in the target shape means, so where the shape is a constant without a 0 it is dropped.
+    If the converter cannot rewrite the graph, it is returned as it is and onnx2torch names the op
+    it cannot convert. The result is then compared with onnxruntime on the original file.
+    """
+    import onnx  # lazy: only this kind needs it
+    from onnx import numpy_helper, version_converter
+
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset > ONNX2TORCH_OPSET:
+        try:
+            proto = version_converter.convert_version(proto, ONNX2TORCH_OPSET)
+        except Exception:  # the converter lacks an adapter for some op: leave the graph to onnx2torch as it is
+            return proto
+    constants = {init.name: init for init in proto.graph.initializer}
+    constants.update({node.output[0]: attr.t for node in proto.graph.node if node.op_type == "Constant"
+                      for attr in node.attribute if attr.name == "value"})
+    for node in proto.graph.node:
+        if node.op_type.startswith("Reduce") and opset > ONNX2TORCH_OPSET:
+            # the converter keeps opset 18's noop_with_empty_axes; 0 is opset 17's only behaviour
+            _drop_attribute(node, "noop_with_empty_axes", 0)
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        if 0 in numpy_helper.to_array(constants[node.input[1]]).tolist():
+            continue
+        _drop_attribute(node, "allowzero", 1)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def _drop_attribute(node: Any, name: str, value: int) -> None:
+    """Remove the integer attribute ``name`` from ``node`` where it equals ``value``."""
+    kept = [a for a in node.attribute if not (a.name == name and a.i == value)]
+    if len(kept) != len(node.attribute):
+        del node.attribute[:]
+        node.attribute.extend(kept)
 
 
 def _without_identities(proto: Any) -> Any:

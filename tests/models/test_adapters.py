@@ -21,7 +21,7 @@ from torch import nn
 
 from generator.attribution import build_explainer
 from generator.attribution.handles import Preprocessing, prepare_input, torch_handle
-from generator.errors import ConfigError, DataError
+from generator.errors import ConfigError, DataError, ModelError
 from generator.models.adapters import LoadedModel, check_model, load_model
 from generator.models.device import import_tensorflow
 from generator.models.nets import SmallCNN, normalise, preprocess
@@ -233,6 +233,32 @@ def test_onnx_of_a_torchvision_resnet18_from_torch_onnx_export(tmp_path: Path) -
     with torch.no_grad():
         expected = original(preprocess(images(3, 32))).numpy()
     np.testing.assert_allclose(loaded.handle().logits(images(3, 32)), expected, atol=1e-4)
+
+
+def test_onnx_from_the_default_exporter_is_converted_from_opset_18(tmp_path: Path) -> None:
+    """torch.onnx.export's default (dynamo) exporter writes opset 18+ (ReduceMean with axes as input) and
+    Reshape(allowzero=1); the graph is rewritten for onnx2torch and checked against onnxruntime."""
+    import onnx
+
+    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
+    path = tmp_path / "resnet18-dynamo.onnx"
+    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"],
+                      output_names=["logits"], dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}})
+    proto = onnx.load(str(path))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 18
+    loaded = load_model(spec(name="r18", kind="onnx", path=path))
+    assert loaded.check["max_abs_diff"] < ONNX_ATOL
+    with torch.no_grad():
+        expected = original(preprocess(images(3, 32))).numpy()
+    np.testing.assert_allclose(loaded.handle().logits(images(3, 32)), expected, atol=1e-4)
+
+
+def test_onnx_with_a_fixed_batch_size_says_how_to_export_it(tmp_path: Path) -> None:
+    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
+    path = tmp_path / "resnet18-batch1.onnx"
+    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"])
+    with pytest.raises(ModelError, match=r"fixes its batch size to 1.*dynamic_axes=\{'images': \{0: 'n'\}\}"):
+        load_model(spec(name="r18", kind="onnx", path=path))
 
 
 # --------------------------------------------------------------------------- kind keras
