@@ -111,6 +111,41 @@ def test_check_refuses_wrong_data_or_model_before_the_build(user_audit, fields, 
     assert "error:" in done.stderr and expected in done.stderr, done.stderr
 
 
+def test_check_prints_a_calibrated_estimate_and_the_faces_it_found(user_audit):
+    import re
+
+    done = cli("check", "--config", _user_config(user_audit))
+    assert done.returncode == 0, done.stderr
+    estimate = next(line for line in done.stdout.splitlines() if line.startswith("ok: estimate:"))
+    # 20 images; per tone group at most per_group 3 + 3 kinds of extremes x 1
+    found = re.search(r"at most (\d+) images x 1 method\(s\) x 1 model\(s\)", estimate)
+    assert found and 6 <= int(found.group(1)) <= 20, estimate
+    assert re.search(r"about \d+ (s|min|h) on this machine", estimate), estimate
+    assert any(line.startswith("ok: landmarks (dlib") and "of the 3 decoded images" in line
+               for line in done.stdout.splitlines()), done.stdout
+
+
+@pytest.mark.parametrize("where", ["node_modules", "results_dir"])
+def test_check_refuses_missing_browser_libraries_or_an_output_it_cannot_write(user_audit, tmp_path, where):
+    import yaml
+
+    from helpers import copy_site_sources, outputs_under
+
+    copy_site_sources(tmp_path)
+    raw = yaml.safe_load(Path(_user_config(user_audit)).read_text())
+    raw["output"] = outputs_under(tmp_path)
+    blocker = tmp_path / "docs" / "a-file"
+    blocker.write_text("not a folder")
+    raw["output"][where] = str(tmp_path / "no_node_modules") if where == "node_modules" else str(blocker / "results")
+    path = tmp_path / f"config-{where}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    done = cli("check", "--config", str(path))
+    assert done.returncode == 2, done.stdout
+    assert_no_traceback(done)
+    expected = ("no_node_modules", "npm ci") if where == "node_modules" else ("a-file/results", "cannot be created")
+    assert all(text in done.stderr for text in expected), done.stderr
+
+
 def test_build_with_missing_config_names_the_file(tmp_path):
     missing = tmp_path / "no-such-config.yaml"
     done = cli("build", "--config", str(missing), "--no-site")

@@ -454,7 +454,10 @@ def stage_profile(cache_dir: str) -> str:
     profile = json.loads(path.read_text())
     kind = "cold (every map computed)" if profile["cold"] else "partly or fully cached"
     lines = [f"\nStage profile of the last build that computed anything ({kind}), seconds:"]
-    lines += [f"  {stage:<14} {seconds:8.1f}" for stage, seconds in profile["seconds"].items()]
+    for stage, seconds in profile["seconds"].items():
+        lines.append(f"  {stage:<14} {seconds:8.1f}")
+        if stage == "explanations":  # its parts (the maps' time includes waiting for workers, if any)
+            lines += [f"    {part:<34} {value:8.1f}" for part, value in profile.get("explanations", {}).items()]
     lines.append(f"  {'total':<14} {sum(profile['seconds'].values()):8.1f}")
     lines.append("Cache entries computed: " + ", ".join(f"{k} {v}" for k, v in sorted(profile["computed"].items())))
     lines.append("Cache entries reused:   " + ", ".join(f"{k} {v}" for k, v in sorted(profile["reused"].items())))

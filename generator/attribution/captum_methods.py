@@ -221,9 +221,49 @@ class CaptumDeepLift(CaptumExplainer):
     note = "Rescale rule, summed over channels"
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor, images: np.ndarray) -> torch.Tensor:
+        if getattr(self, "_once", None) is None:
+            self._once = one_module_per_call(self.handle.model)
         with warnings.catch_warnings():  # Captum warns on every call that it sets hooks on activations
             warnings.simplefilter("ignore", UserWarning)
-            return DeepLift(self.handle.model).attribute(inputs, baselines=self._baselines(images), target=target)
+            return DeepLift(self._once).attribute(inputs, baselines=self._baselines(images), target=target)
+
+
+def one_module_per_call(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every module that its forward calls more than once split into one copy per call.
+
+    Captum's DeepLIFT records each nonlinearity's input and output in hooks on its module, so a
+    module called twice (a torchvision ResNet block calls its one ``relu`` after both convolutions)
+    breaks it. The forward is traced with ``torch.fx``; each further call of a module gets its own
+    deep copy (same weights), and in-place activations are made out-of-place. The result computes
+    the same function. The model itself is not changed; one ``torch.fx`` cannot trace is returned
+    as it is (DeepLIFT then works if no module is reused, or Captum says which one is).
+    """
+    import copy
+    from collections import Counter
+
+    import torch.fx
+
+    try:
+        traced = torch.fx.symbolic_trace(copy.deepcopy(model))
+    except Exception:  # data-dependent control flow and other untraceable code
+        return model
+    calls = Counter(node.target for node in traced.graph.nodes if node.op == "call_module")
+    if all(count == 1 for count in calls.values()):
+        return model
+    seen: Counter = Counter()
+    for node in traced.graph.nodes:
+        if node.op != "call_module" or calls[node.target] == 1:
+            continue
+        seen[node.target] += 1
+        if seen[node.target] > 1:
+            name = f"{str(node.target).replace('.', '_')}_call{seen[node.target]}"
+            traced.add_submodule(name, copy.deepcopy(traced.get_submodule(str(node.target))))
+            node.target = name
+    for module in traced.modules():
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False
+    traced.recompile()
+    return traced.eval() if not model.training else traced
 
 
 class CaptumSmoothGrad(CaptumExplainer):

@@ -136,14 +136,14 @@ def _build(run: Run, docs_dir: Path, site: bool, slides_pdf: bool | None) -> Bui
     if site:
         with _timed(timings, "site"):
             site_dir = build_site(config, docs_dir)
-    _write_profile(cache, timings)
+    _write_profile(cache, timings, run.parts)
     return BuildResult(out.results_dir, deck_html, site_dir, manifest, timings)
 
 
 PROFILE = "last-build-profile.json"
 
 
-def _write_profile(cache: Cache, timings: dict[str, float]) -> None:
+def _write_profile(cache: Cache, timings: dict[str, float], parts: dict[str, float] | None = None) -> None:
     """Seconds per part of the build and the cache entries it computed or reused (read by `make bench`).
 
     Written only by a build that computed something: an unchanged rerun writes no file, and the
@@ -151,7 +151,7 @@ def _write_profile(cache: Cache, timings: dict[str, float]) -> None:
     """
     if not cache.computed:
         return
-    profile = {"seconds": timings, "computed": cache.computed, "reused": cache.reused,
+    profile = {"seconds": timings, "explanations": parts or {}, "computed": cache.computed, "reused": cache.reused,
                "cold": not cache.reused.get("attribution") and bool(cache.computed.get("attribution"))}
     cache.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache.root / PROFILE, json.dumps(profile, indent=1) + "\n")  # stages in build order

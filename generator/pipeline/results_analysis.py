@@ -96,9 +96,7 @@ class _Data:
 
     @cache
     def alignment(self) -> tuple[list, pd.DataFrame]:
-        from generator.analysis.alignment import alignment_transforms
-
-        from generator.analysis.alignment import PHOTO_LANDMARKS
+        from generator.analysis.alignment import PHOTO_LANDMARKS, alignment_transforms
 
         template = None if self.synthetic else PHOTO_LANDMARKS
         transforms, report = alignment_transforms(self.landmarks, self.images.shape[1], template=template)

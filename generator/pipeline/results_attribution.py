@@ -82,7 +82,8 @@ def attribution_results(run: Run) -> Explanations:
     def collect(bar: Any) -> None:
         item, finish, model, method, counted = waiting.popleft()
         if finish is not None:
-            evaluations.append(finish().assign(model=model, method=method))
+            with run.timed("evaluation metrics"):
+                evaluations.append(finish().assign(model=model, method=method))
         if not item.cached:
             bar.update(len(chosen) - counted[0])
             now = time.perf_counter()
@@ -105,16 +106,18 @@ def attribution_results(run: Run) -> Explanations:
                                                          time.perf_counter() - clock[0]), refresh=False)
                         bar.update(n)
 
-                    maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method, twin,
-                                             progress=advance, feed=feed)
+                    with run.timed("maps"):
+                        maps = attribution_stage(run.cache, config, run.faces, trained, chosen, targets, method,
+                                                 twin, progress=advance, feed=feed)
                     out.maps[(trained.name, method)] = maps
                     reason = maps.skipped or _invalid(maps)
                     finish = None
                     if reason:
                         skipped.append({"model": trained.name, "method": method, "reason": reason})
                     else:
-                        finish = submit_evaluation(run.cache, config, run.faces, trained, chosen, targets, maps, twin,
-                                                   executor)
+                        with run.timed("evaluation metrics"):
+                            finish = submit_evaluation(run.cache, config, run.faces, trained, chosen, targets, maps,
+                                                       twin, executor)
                     waiting.append((item, finish, trained.name, method, counted))
                     if item.cached:
                         clock[0] = time.perf_counter()
@@ -242,12 +245,16 @@ def _publish(run: Run, out: Explanations) -> None:
     pub.table("tab-attribution-skipped", title="Skipped method and model pairs",
               caption="Pairs that were not computed or not plotted, with the reason.", page="attribution.md",
               provenance={**prov, "skipped": out.skipped.to_dict("records")}, make=lambda: out.skipped)
-    _galleries(run, out, prov)
-    _evaluation_tables(run, out, prov)
-    _sanity(run, out, prov)
-    _agreement(run, out, prov)
-    _completeness(run, out, prov)
-    _method_galleries(run, out, prov)
+    with run.timed("galleries and evaluation tables"):
+        _galleries(run, out, prov)
+        _evaluation_tables(run, out, prov)
+    with run.timed("sanity checks"):
+        _sanity(run, out, prov)
+    with run.timed("cross-library agreement"):
+        _agreement(run, out, prov)
+    with run.timed("completeness and method galleries"):
+        _completeness(run, out, prov)
+        _method_galleries(run, out, prov)
 
 
 def _gallery_rows(run: Run, chosen: pd.DataFrame) -> np.ndarray:

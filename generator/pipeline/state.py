@@ -1,6 +1,9 @@
 """The state one build carries from stage to stage."""
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,18 @@ class Run:
     workers: Any = field(default=None, repr=False)
     #: The build process's intra-op threads before the workers started (0: not changed).
     _threads: int = field(default=0, repr=False)
+    #: Seconds spent in the parts of the explanations stage (maps, evaluation metrics, sanity checks, ...),
+    #: for the build's profile; see :meth:`timed`.
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the block's wall time to ``parts[part]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.parts[part] = self.parts.get(part, 0.0) + time.perf_counter() - start
 
     def executor(self) -> Any:
         """The build's :class:`~generator.pipeline.executor.Executor`, started on first use.

@@ -193,7 +193,8 @@ configuration, seed and package versions give the same tables and byte-identical
   project's tests check this by simulating other CPUs on one (NumPy without AVX2, oneDNN and MKL
   capped at SSE4, 1, 2 and 3 threads) and against hashes committed per CPU vendor. An AMD EPYC
   still trains other bytes than an Intel Xeon, so the default models are shipped (below) and
-  every machine audits the same ones; their logits agree across machines within 1e-6 (tested).
+  every machine audits the same ones; their logits are tested against values recorded on the
+  EPYC (within 1e-5, the same classes).
 - **Every table built from predictions** (accuracy, fairness rates, disparities, calibration, the
   verification tables of this build) then has the same counts, accuracies and rates on any such
   machine; values computed by NumPy from the logits (softmax probabilities in float64,

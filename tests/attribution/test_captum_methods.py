@@ -231,3 +231,33 @@ def test_float_pixels_give_the_maps_of_the_same_uint8_pixels(cnn) -> None:
                                   explainer.explain(images, TARGETS[:2]))
     with pytest.raises(DataError, match=r"\[0, 255\]"):
         explainer.explain(images.astype(np.float32) * 2, TARGETS[:2])
+
+
+def test_deeplift_runs_on_a_resnet_that_calls_one_relu_twice() -> None:
+    """torchvision's ResNet blocks call their one ReLU twice, which Captum's DeepLIFT refuses ("a Module
+    ReLU(inplace=True) ... used more than once"); each call gets its own copy, the same function."""
+    import torchvision
+    from captum.attr import DeepLift
+
+    from generator.attribution.base import baseline_inputs
+    from generator.attribution.captum_methods import one_module_per_call
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=2).eval()
+    split = one_module_per_call(model)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), split(x))
+    assert sum(1 for _ in split.modules()) == sum(1 for _ in model.modules()) + 8  # one more ReLU per block
+    assert model.relu.inplace  # the model itself is left as it was
+    handle = torch_handle("resnet", model, cam_layer="layer4")
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    targets = np.array([0, 1, 0])
+    with pytest.raises(RuntimeError, match="used more than once"):  # what users met before
+        DeepLift(model).attribute(handle.prepare(images), baselines=baseline_inputs(handle, images, "black"),
+                                  target=torch.as_tensor(targets))
+    maps = build_explainer("captum.deeplift", handle, {"baseline": "black"}).explain(images, targets)
+    expected = DeepLift(split).attribute(handle.prepare(images), baselines=baseline_inputs(handle, images, "black"),
+                                         target=torch.as_tensor(targets)).sum(dim=1).detach().numpy()
+    assert np.isfinite(maps).all() and np.abs(maps).sum() > 0
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-7)

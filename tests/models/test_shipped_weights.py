@@ -48,7 +48,8 @@ def test_shipped_files_are_whole(wanted):
 
 # The logits of the shipped model 105822c18f15c412 ('fair', third draw) on 20 synthetic faces (seed 3), recorded on
 # an AMD EPYC. Training differs between CPU vendors (tests/models/test_cross_cpu.py); what the default publishes
-# rests on predictions from these fixed weights, which must agree on every machine within 1e-6 (relative).
+# rests on predictions from these fixed weights, which must agree on every machine: within 1e-5 (relative to
+# max(|logit|, 1)), the same predicted classes. Whether an Intel CPU gives these exact bytes is not measured yet.
 RECORDED_MODEL = "105822c18f15c412"
 RECORDED_LOGITS = [
     -1.67536461, 1.03749669, 1.59828937, -1.49708951, -1.69625378, 1.08340943, 1.96670794, -1.77083814, -1.86861336,
@@ -74,7 +75,8 @@ def test_shipped_weights_predict_the_recorded_logits(default_config):
     logits, _ = predict(net.eval(), faces.images)
     recorded = np.asarray(RECORDED_LOGITS, dtype=np.float32).reshape(logits.shape)
     worst = float(np.max(np.abs(logits - recorded) / np.maximum(np.abs(recorded), 1.0)))
-    assert worst <= 1e-6, f"the shipped model predicts other logits here (largest relative difference {worst:.2e})"
+    assert worst <= 1e-5, f"the shipped model predicts other logits here (largest relative difference {worst:.2e})"
+    assert (logits.argmax(axis=1) == recorded.argmax(axis=1)).all()
 
 
 @pytest.mark.slow

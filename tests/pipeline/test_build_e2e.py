@@ -112,6 +112,20 @@ def test_site_and_deck(tiny_build, site_dir, deck_dir):
                 in takeaway[1])
 
 
+def test_the_profile_splits_the_explanations_stage(tiny_build):
+    from generator.attribution.bench import stage_profile
+    from generator.pipeline.build import PROFILE
+
+    cache = tiny_build.config.output.cache_dir
+    profile = json.loads((cache / PROFILE).read_text())
+    parts = profile["explanations"]
+    assert {"maps", "evaluation metrics", "sanity checks", "cross-library agreement"} <= set(parts)
+    assert all(seconds >= 0 for seconds in parts.values())
+    assert sum(parts.values()) <= profile["seconds"]["explanations"] + 1e-6  # parts of the stage, not more
+    text = stage_profile(str(cache))
+    assert "    maps" in text and "    evaluation metrics" in text
+
+
 def test_unchanged_rerun_recomputes_nothing(tiny_build):
     from generator.pipeline.build import build
 
