@@ -55,22 +55,32 @@ def _estimate(config: Config, group_sizes: list[int], images: np.ndarray, handle
 
 def estimate(config: Config, group_sizes: list[int], images: np.ndarray, handles: dict[str, Any]
              ) -> tuple[int, int, float]:
-    """``(images explained at most, images with metrics, seconds)`` of the explanations stage on this machine."""
+    """``(images explained at most, images with metrics, seconds)`` of the explanations stage on this machine.
+
+    The seconds cover the maps, their metrics and the sanity check (as the build's plan does).
+    """
     from generator.pipeline.evaluation_stage import SENSITIVITY_IMAGES
-    from generator.pipeline.plan import SHARED_PASSES, calibrate, map_set_seconds
+    from generator.pipeline.plan import SHARED_PASSES, calibrate, map_set_seconds, sanity_seconds
 
     settings = config.attribution
     n = sum(min(size, settings.per_group + 3 * settings.extremes_per_group) for size in group_sizes)
     budget = settings.budget.evaluation_images
     evaluated = n if budget is None else min(n, budget)
     share = min(SENSITIVITY_IMAGES, evaluated) / max(evaluated, 1)
-    seconds = 0.0
+    seconds, size = 0.0, int(images.shape[1])
+    sanity = [m for m in settings.sanity_methods if m.startswith("captum.")]
     for handle in handles.values():
         forward, gradient = calibrate(handle, images, np.zeros(len(images), dtype=np.int64))
         seconds += evaluated * SHARED_PASSES * forward + sum(
-            map_set_seconds(method, dict(settings.params.get(method, {})), int(images.shape[1]), images=n,
+            map_set_seconds(method, dict(settings.params.get(method, {})), size, images=n,
                             evaluated=evaluated, steps=settings.deletion_steps, sensitivity_share=share,
                             forward=forward, gradient=gradient) for method in settings.methods)
+        if sanity and handle.framework == "torch":  # the sanity check runs on the first torch model
+            from generator.evaluation.sanity import parameterised_layers
+
+            seconds += sanity_seconds(len(parameterised_layers(handle.model)), sanity, dict(settings.params), size,
+                                      images=min(settings.sanity_images, n), forward=forward, gradient=gradient)
+            sanity = []
     return n, evaluated, seconds
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MapSetPlan", "Plan", "calibrate", "map_set_seconds", "method_passes", "metric_passes", "notify"]
+__all__ = ["MapSetPlan", "Plan", "calibrate", "map_set_seconds", "method_passes", "metric_passes", "notify",
+           "sanity_seconds"]
 
 #: Forward passes per image shared by all map sets of a model: MuFidelity's subsets, infidelity's perturbations.
 SHARED_PASSES = 64 + 32
@@ -81,6 +82,20 @@ def map_set_seconds(method: str, params: dict[str, Any], size: int, *, images: i
             + evaluated * metric_passes(method, params, size, steps, sensitivity_share) * forward)
 
 
+def sanity_seconds(layers: int, methods: list[str], params: dict[str, dict[str, Any]], size: int, *, images: int,
+                   forward: float, gradient: float) -> float:
+    """Estimated seconds of the cascading-randomisation sanity check.
+
+    Each method re-explains ``images`` images once for the trained model and once after each of the
+    ``layers`` randomisation steps (one per parameterised layer).
+    """
+    total = 0.0
+    for method in methods:
+        passes, needs_grad = method_passes(method, dict(params.get(method, {})), size)
+        total += (layers + 1) * images * passes * (gradient if needs_grad else forward)
+    return total
+
+
 @dataclass
 class MapSetPlan:
     """One model x method: whether it is cached, and its estimated seconds if not."""
@@ -105,6 +120,8 @@ class Plan:
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     done_seconds: float = 0.0
     spent_seconds: float = 0.0
+    #: The sanity check, when it is to be computed: ``(seconds, layers, methods, images)``.
+    sanity: tuple[float, int, int, int] | None = None
 
     @property
     def to_compute(self) -> list[MapSetPlan]:
@@ -112,6 +129,7 @@ class Plan:
 
     @property
     def seconds(self) -> float:
+        """The maps and their metrics (what the progress bar counts)."""
         return sum(m.seconds for m in self.to_compute) + sum(self.shared_seconds.values())
 
     def summary(self) -> str:
@@ -134,8 +152,13 @@ class Plan:
         longest = max(todo, key=lambda m: m.seconds)
         lines.append(f"  estimate on this machine for the maps and these metrics: about {_duration(self.seconds)} "
                      f"(calibrated: {timing}); longest: {longest.method} on '{longest.model}', about "
-                     f"{_duration(longest.seconds)}. Not in it: the sanity checks, the cross-library agreement and "
-                     "the figures, which follow.")
+                     f"{_duration(longest.seconds)}.")
+        if self.sanity is not None:
+            seconds, layers, methods, images = self.sanity
+            lines.append(f"  then the sanity check ({methods} method(s) re-explaining {images} images after each of "
+                         f"{layers} layer randomisations): about {_duration(seconds)}; in all about "
+                         f"{_duration(self.seconds + seconds)}.")
+        lines.append("  Not in it: the cross-library agreement, the statistics and the figures, which follow.")
         return "\n".join(lines)
 
     def record(self, item: MapSetPlan, seconds: float) -> None:

@@ -20,7 +20,8 @@ from generator.pipeline.attribution_stages import (
 from generator.pipeline.cache import code_hash
 from generator.pipeline.evaluation_stage import evaluated, evaluation_key, submit_evaluation
 from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, uses_workers
-from generator.pipeline.plan import SHARED_PASSES, MapSetPlan, Plan, calibrate, map_set_seconds, notify
+from generator.pipeline.plan import (SHARED_PASSES, MapSetPlan, Plan, calibrate, map_set_seconds, notify,
+                                     sanity_seconds)
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.state import Run
 
@@ -171,6 +172,17 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
                                            images=len(chosen), evaluated=n_evaluated, steps=steps,
                                            sensitivity_share=share, forward=forward, gradient=gradient)
         plan.shared_seconds[trained.name] = n_evaluated * SHARED_PASSES * forward
+    sanity = _sanity_plan(run, chosen)
+    if sanity is not None and not cache.is_done("sanity", sanity[3]):
+        from generator.evaluation.sanity import parameterised_layers
+
+        trained, methods, count, _ = sanity
+        handle = handle_for(config, trained, trained.framework)
+        forward, gradient = plan.calibration.get(trained.name) or calibrate(handle, images, _targets(
+            run, trained.name, chosen))
+        layers = len(parameterised_layers(handle.model))
+        plan.sanity = (sanity_seconds(layers, methods, dict(config.attribution.params), size, images=count,
+                                      forward=forward, gradient=gradient), layers, len(methods), count)
     return plan
 
 
@@ -355,17 +367,10 @@ def _evaluation_tables(run: Run, out: Explanations, prov: dict[str, Any]) -> Non
 def _sanity(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
     from generator.figures.attribution import sanity_curves
 
-    config = run.config
-    trained = next((m for m in run.models if m.framework == "torch"), None)
-    methods = [m for m in config.attribution.sanity_methods if m.startswith("captum.")]
-    if not methods or trained is None:
+    found = _sanity_plan(run, out.chosen)
+    if found is None:
         return
-    count = min(config.attribution.sanity_images, len(out.chosen))
-    key = run.cache.key("sanity", {"methods": methods, "images": out.chosen["image_id"][:count].tolist(),
-                                   "params": {m: config.attribution.params.get(m, {}) for m in methods},
-                                   "seed": config.seed, "code": code_hash("generator.evaluation",
-                                                                          "generator.attribution")},
-                         (trained.key, run.faces.key))
+    trained, methods, count, key = found
     entry = run.cache.get_or_compute("sanity", key, lambda folder: _sanity_table(run, out, trained, methods, count)
                                      .to_csv(folder / "sanity.csv", index=False))
     table = pd.read_csv(entry / "sanity.csv")
@@ -385,6 +390,22 @@ def _sanity(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
                          alt="Lines of similarity against randomised layer for each method.", page="evaluation.md",
                          provenance=prov, make=lambda: sanity_curves(_sanity_summary(table, keep_steps=True),
                                                                       method_titles=out.titles, threshold=0.5))
+
+
+def _sanity_plan(run: Run, chosen: pd.DataFrame) -> tuple[Any, list[str], int, str] | None:
+    """The sanity check's model, methods, image count and cache key (None when there is none to run)."""
+    config = run.config
+    trained = next((m for m in run.models if m.framework == "torch"), None)
+    methods = [m for m in config.attribution.sanity_methods if m.startswith("captum.")]
+    if not methods or trained is None:
+        return None
+    count = min(config.attribution.sanity_images, len(chosen))
+    key = run.cache.key("sanity", {"methods": methods, "images": chosen["image_id"][:count].tolist(),
+                                   "params": {m: config.attribution.params.get(m, {}) for m in methods},
+                                   "seed": config.seed, "code": code_hash("generator.evaluation",
+                                                                          "generator.attribution")},
+                        (trained.key, run.faces.key))
+    return trained, methods, count, key
 
 
 def _sanity_table(run: Run, out: Explanations, trained, methods: list[str], count: int) -> pd.DataFrame:

@@ -75,6 +75,9 @@ def _minutes(text: str) -> float | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command line does: TensorFlow's C++ notes off
     from generator.config import load_config
     from generator.pipeline import check as checks
     from generator.pipeline.build import build

@@ -50,6 +50,22 @@ def test_summary_and_eta():
     assert plan.eta(plan.map_sets[3], 0.0, 0.0) == plan.eta()
 
 
+def test_the_sanity_check_is_counted_per_layer_and_method():
+    from generator.pipeline.plan import sanity_seconds
+
+    # (3 layers + the trained model) x 2 images x (saliency 1 + IG 8 gradients) x 30 ms
+    found = sanity_seconds(3, ["captum.saliency", "captum.integrated_gradients"],
+                           {"captum.integrated_gradients": {"steps": 8}}, 64, images=2, forward=0.01, gradient=0.03)
+    assert found == pytest.approx(4 * 2 * 9 * 0.03)
+    plan = Plan(46, ["fair"], ["captum.saliency"], steps=16)
+    plan.map_sets = [MapSetPlan("fair", "captum.saliency", False, 30.0)]
+    plan.calibration = {"fair": (0.001, 0.003)}
+    plan.sanity = (150.0, 12, 6, 8)
+    text = plan.summary()
+    assert "sanity check (6 method(s) re-explaining 8 images after each of 12 layer randomisations): about 2 min" in text
+    assert "in all about 3 min" in text and plan.seconds == 30.0  # the progress bar's ETA covers the maps only
+
+
 def test_calibration_times_a_forward_pass_and_a_gradient():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
