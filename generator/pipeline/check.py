@@ -7,8 +7,8 @@ number of outputs compared with the label's classes; the browser libraries and t
 folders are checked. The first problem raises the same error a build would raise minutes
 later, naming the file, key or value. Last, the explanations stage's duration is estimated on
 this machine: every model (an untrained network of the same shape for a built-in model) is
-timed on a few images, and the maps and metrics of every method counted in those units, as the
-build's own plan does.
+timed on a few images, and the maps and metrics of every method and the sanity check counted in
+those units, as the build's own plan does.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from generator.config import Config
 __all__ = ["check"]
 
 SAMPLE_IMAGES = 3
+CALIBRATION_IMAGES = 8  # the decoded images repeated to the batch the build's plan calibrates on
 
 
 def check(config: Config) -> list[str]:
@@ -49,8 +50,9 @@ def _estimate(config: Config, group_sizes: list[int], images: np.ndarray, handle
     settings = config.attribution
     metrics = "" if evaluated == n else f", the metrics on {evaluated} of them (attribution.budget)"
     return (f"estimate: maps of at most {n} images x {len(settings.methods)} method(s) x {len(handles)} model(s)"
-            f"{metrics}: about {_duration(seconds)} on this machine, calibrated now on each model; training, the "
-            "sanity checks and the figures come on top, and the build prints its own estimate before the maps")
+            f"{metrics}, and the sanity check: about {_duration(seconds)} on this machine, calibrated now on each "
+            "model; training, the statistics and the figures come on top, and the build prints its own estimate "
+            "before the maps")
 
 
 def estimate(config: Config, group_sizes: list[int], images: np.ndarray, handles: dict[str, Any]
@@ -69,8 +71,9 @@ def estimate(config: Config, group_sizes: list[int], images: np.ndarray, handles
     share = min(SENSITIVITY_IMAGES, evaluated) / max(evaluated, 1)
     seconds, size = 0.0, int(images.shape[1])
     sanity = [m for m in settings.sanity_methods if m.startswith("captum.")]
+    batch = images[np.arange(CALIBRATION_IMAGES) % len(images)]  # as many images as the build's calibration
     for handle in handles.values():
-        forward, gradient = calibrate(handle, images, np.zeros(len(images), dtype=np.int64))
+        forward, gradient = calibrate(handle, batch, np.zeros(len(batch), dtype=np.int64))
         seconds += evaluated * SHARED_PASSES * forward + sum(
             map_set_seconds(method, dict(settings.params.get(method, {})), size, images=n,
                             evaluated=evaluated, steps=settings.deletion_steps, sensitivity_share=share,
