@@ -218,21 +218,33 @@ def test_small_onnx_exported_from_torch(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.handle().logits(images(3, 16)), expected, atol=1e-5)
 
 
+def _exported_resnet18(path: Path, **export: object) -> nn.Module:
+    """A seeded torchvision ResNet-18 written to ``path`` by ``torch.onnx.export(..., **export)``."""
+    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
+    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"], **export)
+    return original
+
+
+DYNAMIC_BATCH = {"output_names": ["logits"], "dynamic_axes": {"images": {0: "n"}, "logits": {0: "n"}}}
+
+
+def _assert_same_logits(loaded: LoadedModel, original: nn.Module) -> None:
+    with torch.no_grad():
+        expected = original(preprocess(images(3, 32))).numpy()
+    np.testing.assert_allclose(loaded.handle().logits(images(3, 32)), expected, atol=1e-4)
+
+
 def test_onnx_of_a_torchvision_resnet18_from_torch_onnx_export(tmp_path: Path) -> None:
     """The exporter folds batch norm and writes Identity nodes for shared tensors; they are removed first."""
     import onnx
 
-    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
     path = tmp_path / "resnet18.onnx"
-    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False, input_names=["images"],
-                      output_names=["logits"], dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}})
+    original = _exported_resnet18(path, dynamo=False, **DYNAMIC_BATCH)
     assert "Identity" in {node.op_type for node in onnx.load(str(path)).graph.node}  # what made onnx2torch fail
     loaded = load_model(spec(name="r18", kind="onnx", path=path))
     assert loaded.outputs == "logits" and loaded.check["max_abs_diff"] < ONNX_ATOL
     assert isinstance(dict(loaded.model.named_modules())[loaded.cam_layer], nn.Conv2d)
-    with torch.no_grad():
-        expected = original(preprocess(images(3, 32))).numpy()
-    np.testing.assert_allclose(loaded.handle().logits(images(3, 32)), expected, atol=1e-4)
+    _assert_same_logits(loaded, original)
 
 
 def test_onnx_from_the_default_exporter_is_converted_from_opset_18(tmp_path: Path) -> None:
@@ -240,23 +252,18 @@ def test_onnx_from_the_default_exporter_is_converted_from_opset_18(tmp_path: Pat
     Reshape(allowzero=1); the graph is rewritten for onnx2torch and checked against onnxruntime."""
     import onnx
 
-    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
     path = tmp_path / "resnet18-dynamo.onnx"
-    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"],
-                      output_names=["logits"], dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}})
+    original = _exported_resnet18(path, **DYNAMIC_BATCH)
     proto = onnx.load(str(path))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 18
     loaded = load_model(spec(name="r18", kind="onnx", path=path))
     assert loaded.check["max_abs_diff"] < ONNX_ATOL
-    with torch.no_grad():
-        expected = original(preprocess(images(3, 32))).numpy()
-    np.testing.assert_allclose(loaded.handle().logits(images(3, 32)), expected, atol=1e-4)
+    _assert_same_logits(loaded, original)
 
 
 def test_onnx_with_a_fixed_batch_size_says_how_to_export_it(tmp_path: Path) -> None:
-    original = seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=2)).eval()
     path = tmp_path / "resnet18-batch1.onnx"
-    torch.onnx.export(original, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"])
+    _exported_resnet18(path)
     with pytest.raises(ModelError, match=r"fixes its batch size to 1.*dynamic_axes=\{'images': \{0: 'n'\}\}"):
         load_model(spec(name="r18", kind="onnx", path=path))
 
