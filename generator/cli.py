@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                                               "them to data/weights/ (shipped with the project; see `make weights`).")
     weights.add_argument("--config", required=True, metavar="FILE")
     weights.add_argument("--workers", type=int, default=2, help="trainings side by side (each uses one thread)")
+    weights.add_argument("--force", action="store_true",
+                         help="retrain weights that are already there under their key (default: keep them)")
     return parser
 
 
@@ -100,8 +102,9 @@ def _run(args: argparse.Namespace) -> int:
         from generator.pipeline.stages import SHIPPED_WEIGHTS
         from generator.pipeline.weights import make_weights
 
-        keys = make_weights(config, SHIPPED_WEIGHTS, workers=max(1, args.workers))
-        print(f"wrote {len(keys)} models to {SHIPPED_WEIGHTS}")
+        keys = make_weights(config, SHIPPED_WEIGHTS, workers=max(1, args.workers), force=args.force)
+        print(f"wrote {len(keys)} models to {SHIPPED_WEIGHTS}" + ("" if args.force else
+              " (weights already there under their key were kept; --force retrains them)"))
         return 0
     from generator.pipeline.build import build
 

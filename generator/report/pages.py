@@ -212,7 +212,8 @@ configuration, seed and package versions give the same tables and byte-identical
 - **A CPU without AVX2** falls back to other kernels, and the results are not comparable.
 - Shipped weights: {escape(", ".join(shipped)) if shipped else "none used in this build"}. The default models of every
   training draw are shipped in `data/weights/` (made by `make weights`, which trains them the way a
-  build would); a build with other training settings, data or code trains its own.
+  build would); a build with other training settings, data or code trains its own. The tutorial
+  notebook's model is shipped too, so the tutorial shows the same numbers on every machine.
 
 ## This machine
 

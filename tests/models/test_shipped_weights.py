@@ -14,7 +14,7 @@ import pytest
 from generator.config import load_config
 from generator.pipeline.cache import Cache
 from generator.pipeline.stages import SHIPPED_WEIGHTS, _read_meta, state_dict_hash, train_into
-from generator.pipeline.weights import expected_weights
+from generator.pipeline.weights import expected_weights, make_call_weights, train_or_load, training_key, tutorial_inputs
 
 REPO = SHIPPED_WEIGHTS.parents[1]
 
@@ -29,17 +29,23 @@ def wanted(default_config, tmp_path_factory) -> dict[str, tuple[str, int]]:
     return expected_weights(default_config, Cache(tmp_path_factory.mktemp("cache")))
 
 
-def test_shipped_weights_match_the_default_config_and_code(wanted):
+@pytest.fixture(scope="module")
+def tutorial_key() -> str:
+    return training_key(**tutorial_inputs())
+
+
+def test_shipped_weights_match_the_default_config_and_code(wanted, tutorial_key):
     shipped = sorted(p.name for p in SHIPPED_WEIGHTS.iterdir() if p.is_dir())
-    assert shipped == sorted(wanted), ("data/weights/ does not hold the default models of the current code and "
-                                       "config: run `make weights` and commit data/weights/")
+    assert shipped == sorted([*wanted, tutorial_key]), (
+        "data/weights/ does not hold the default models and the tutorial's model of the current code and config: "
+        "run `make weights` and commit data/weights/")
     assert len(wanted) == 2 * 3  # fair and biased, three training draws
 
 
-def test_shipped_files_are_whole(wanted):
+def test_shipped_files_are_whole(wanted, tutorial_key):
     import torch
 
-    for key in wanted:
+    for key in [*wanted, tutorial_key]:
         meta = _read_meta(SHIPPED_WEIGHTS / key)
         state = torch.load(SHIPPED_WEIGHTS / key / "model.pt", map_location="cpu", weights_only=True)
         assert state_dict_hash(state) == meta["content_hash"], key
@@ -102,3 +108,58 @@ def test_training_here_gives_the_shipped_bytes(default_config, wanted, tmp_path)
     train_into(folder, default_config, faces, model, replicate, name)
     assert _read_meta(folder)["content_hash"] == _read_meta(SHIPPED_WEIGHTS / key)["content_hash"]
     shutil.rmtree(folder)
+
+
+@pytest.mark.slow
+def test_training_the_tutorial_here_gives_its_shipped_bytes(tutorial_key):
+    """Retrain the tutorial's model (about 40 s) where the CPU is the model that made the shipped weights."""
+    from generator.portable import cpu_facts
+
+    made_on = _read_meta(SHIPPED_WEIGHTS / tutorial_key)["made_on"]
+    if cpu_facts()["cpu"] != made_on:
+        pytest.skip(f"the tutorial's weights were trained on {made_on!r}; this CPU is {cpu_facts()['cpu']!r}")
+    retrained = train_or_load(**tutorial_inputs(), shipped=None)
+    assert not retrained.shipped
+    assert state_dict_hash(retrained.model.state_dict()) == _read_meta(SHIPPED_WEIGHTS / tutorial_key)["content_hash"]
+
+
+def _tiny_call(seed: int = 0, size: int = 16) -> dict:
+    import numpy as np
+
+    from generator.models.train import TrainParams
+
+    rng = np.random.default_rng(seed)
+    return {"images": rng.integers(0, 256, (12, size, size, 3), dtype=np.uint8), "labels": np.arange(12) % 2,
+            "params": TrainParams(epochs=1, width=4, batch_size=4), "seed": seed}
+
+
+def test_train_or_load_loads_the_weights_of_the_same_call_only(tmp_path, caplog):
+    """Shipped weights are used for the very inputs that made them; any other input trains; a bad file trains."""
+    import json
+
+    import numpy as np
+
+    call = _tiny_call()
+    key = make_call_weights(call, tmp_path)
+    assert key == training_key(**call) and (tmp_path / key / "model.pt").is_file()
+    made = _read_meta(tmp_path / key)["content_hash"]
+    loaded = train_or_load(**call, shipped=tmp_path)
+    assert loaded.shipped and loaded.key == key and state_dict_hash(loaded.model.state_dict()) == made
+    assert len(loaded.history) == 1 and not loaded.model.training
+
+    changed = {**call, "images": call["images"].copy()}
+    changed["images"][0, 0, 0, 0] ^= 1  # one pixel value
+    others = [changed, {**call, "seed": 1}, {**call, "labels": 1 - call["labels"]},
+              {**call, "params": type(call["params"])(epochs=2, width=4, batch_size=4)}]
+    assert len({key, *(training_key(**c) for c in others)}) == 1 + len(others)
+    trained = train_or_load(**changed, shipped=tmp_path)
+    assert not trained.shipped and trained.made_on
+
+    meta = json.loads((tmp_path / key / "meta.json").read_text())
+    (tmp_path / key / "meta.json").write_text(json.dumps({**meta, "content_hash": "0" * 16}))
+    with caplog.at_level("WARNING"):
+        again = train_or_load(**call, shipped=tmp_path)
+    assert not again.shipped and "do not match their recorded hash" in caplog.text
+    # the same call, trained here, gives the bytes the folder held (same machine)
+    assert state_dict_hash(again.model.state_dict()) == made
+    assert np.array_equal(again.history["train_loss"], loaded.history["train_loss"])
