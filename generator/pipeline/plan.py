@@ -98,12 +98,13 @@ def sanity_seconds(layers: int, methods: list[str], params: dict[str, dict[str, 
 
 @dataclass
 class MapSetPlan:
-    """One model x method: whether it is cached, and its estimated seconds if not."""
+    """One model x method: whether it is cached (or skipped: the method cannot explain the model), its seconds if not."""
 
     model: str
     method: str
     cached: bool
     seconds: float
+    skipped: bool = False
 
 
 @dataclass
@@ -135,8 +136,11 @@ class Plan:
     def summary(self) -> str:
         """The plan in words, with the estimate (printed before the stage starts)."""
         todo = self.to_compute
+        skipped = sum(m.skipped for m in self.map_sets)
         lines = [f"explanations: {len(self.models)} model(s) x {len(self.methods)} method(s) on {self.images} images "
-                 f"= {len(self.map_sets)} map sets, {len(self.map_sets) - len(todo)} cached, {len(todo)} to compute."]
+                 f"= {len(self.map_sets)} map sets, {len(self.map_sets) - len(todo) - skipped} cached, "
+                 + (f"{skipped} skipped (the method cannot explain the model; the Explanations page says why), "
+                    if skipped else "") + f"{len(todo)} to compute."]
         if not todo:
             return lines[0]
         metric_images = self.images if self.evaluation_images is None else self.evaluation_images

@@ -158,7 +158,7 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
             done = cache.is_done("attribution", key) and (
                 cache.is_done("evaluation", evaluation_key(cache, config, key, chosen)) or not _evaluated(cache, key))
             skipped = bool(_framework(method, trained, twin)[1])
-            item = MapSetPlan(trained.name, method, done or skipped, 0.0)
+            item = MapSetPlan(trained.name, method, done or skipped, 0.0, skipped=skipped)
             plan.map_sets.append(item)
             if not item.cached:
                 todo.append(item)

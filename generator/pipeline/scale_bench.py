@@ -67,8 +67,12 @@ class _Tee(StringIO):
 
 
 def _minutes(text: str) -> float | None:
-    """Seconds of the build's printed estimate ("about 41 min", "about 1.2 h", "about 50 s")."""
-    found = re.search(r"estimate on this machine for the maps and these metrics: about ([\d.]+) (s|min|h)", text)
+    """Seconds of the build's printed estimate of the stage ("about 41 min", "about 1.2 h", "about 50 s").
+
+    The total with the sanity check ("in all about ...") where the plan prints one, else the maps and metrics.
+    """
+    found = (re.search(r"; in all about ([\d.]+) (s|min|h)", text)
+             or re.search(r"estimate on this machine for the maps and these metrics: about ([\d.]+) (s|min|h)", text))
     if not found:
         return None
     return float(found.group(1)) * {"s": 1, "min": 60, "h": 3600}[found.group(2)]

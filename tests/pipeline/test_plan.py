@@ -42,6 +42,11 @@ def test_summary_and_eta():
     text = plan.summary()
     assert "2 model(s) x 2 method(s) on 46 images = 4 map sets, 1 cached, 3 to compute" in text
     assert "about 3 min" in text and "longest: captum.occlusion on 'biased'" in text
+    skipping = Plan(46, ["fair"], ["captum.saliency", "xplique.gradcam"], steps=16)
+    skipping.map_sets = [MapSetPlan("fair", "captum.saliency", False, 20.0),
+                         MapSetPlan("fair", "xplique.gradcam", True, 0.0, skipped=True)]
+    skipping.calibration = {"fair": (0.001, 0.003)}
+    assert "= 2 map sets, 0 cached, 1 skipped (the method cannot explain the model" in skipping.summary()
     plan.record(plan.map_sets[1], 120.0)  # took twice its estimate: the rest is expected to as well
     assert plan.eta() == "ETA ~5 min"  # (200 - 60) s x 2
     # half-way through the next map set (100 s estimated) after 20 s: running faster than the first one
@@ -73,3 +78,13 @@ def test_calibration_times_a_forward_pass_and_a_gradient():
     images = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
     forward, gradient = calibrate(torch_handle("t", net), images, np.zeros(8, dtype=np.int64))
     assert 0 < forward <= gradient < 1.0
+
+
+def test_scale_bench_reads_the_build_estimate_with_the_sanity_check():
+    from generator.pipeline.scale_bench import _minutes
+
+    maps_only = "  estimate on this machine for the maps and these metrics: about 24 min (calibrated: ...)\n"
+    assert _minutes(maps_only) == 24 * 60
+    both = maps_only + "  then the sanity check (6 method(s) ...): about 6 min; in all about 30 min.\n"
+    assert _minutes(both) == 30 * 60
+    assert _minutes("no plan printed") is None
