@@ -365,8 +365,42 @@ class AttributionConfig(_Strict):
         return self
 
 
+class FaceRecognitionConfig(_Strict):
+    """The face-recognition models the verification audit trains on synthetic data (ignored on other data).
+
+    A draw of the synthetic generator with these identity counts (its other settings as in
+    ``dataset.synthetic``) gives two embedders, trained with the CosFace loss: ``fr-balanced`` on
+    the ``train_fair`` identities, ``fr-skewed`` on the ``train_biased`` ones; both are evaluated on
+    the ``eval`` identities, with pairs within each skin-tone band.
+    """
+
+    enabled: bool = Field(True, description="train and audit the two face-recognition models (synthetic data only)")
+    identities: dict[Literal["train_fair", "train_biased", "eval"], int] = Field(
+        default_factory=lambda: {"train_fair": 256, "train_biased": 256, "eval": 320},
+        description="identities per split of the face-recognition draw")
+    images_per_identity: int = Field(10, ge=10, le=100)
+    epochs: int = Field(20, ge=1, le=200)
+    batch_size: int = Field(64, ge=2, le=4096)
+    lr: float = Field(3e-3, gt=0.0, le=1.0)
+    weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
+    width: int = Field(16, ge=4, le=256)
+    dim: int = Field(64, ge=2, le=1024, description="length of the embedding")
+    scale: float = Field(16.0, gt=0.0, le=128.0, description="CosFace's scale s")
+    margin: float = Field(0.2, ge=0.0, lt=1.0, description="CosFace's cosine margin m")
+    imposters_per_genuine: int = Field(40, ge=1, le=1000, description=(
+        "imposter pairs drawn per genuine pair (same skin-tone band and fold); more resolve smaller FARs"))
+
+    @field_validator("identities")
+    @classmethod
+    def _enough(cls, value: dict[str, int]) -> dict[str, int]:
+        short = {split: value.get(split, 0) for split in ("train_fair", "train_biased", "eval") if value.get(split, 0) < 8}
+        if short:
+            raise ValueError(f"every split needs at least 8 identities (two per skin-tone band), got {short}")
+        return value
+
+
 class VerificationConfig(_Strict):
-    """An optional face-verification pairs table to audit, in the BFW datatable format.
+    """The verification audit: face-recognition models on synthetic data, and an optional pairs table.
 
     BFW's ``bfw-v0.1.5-datatable.csv`` ships similarity scores of three networks, so no
     images are needed; ``score`` picks the column (vgg16, resnet50 or senet50).
@@ -374,6 +408,7 @@ class VerificationConfig(_Strict):
 
     pairs_table: Path | None = None
     score: str = "resnet50"
+    face_recognition: FaceRecognitionConfig = Field(default_factory=FaceRecognitionConfig)
 
     @field_validator("pairs_table")
     @classmethod

@@ -19,6 +19,9 @@ HOSTILE = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>
 SMALL_DATASET = {"synthetic": {"image_size": 48, "images_per_identity": 10,
                                "identities": {"train_fair": 16, "train_biased": 16, "eval": 16}}}
 SMALL_TRAINING = {"epochs": 2, "width": 8, "batch_size": 32}
+# Face-recognition models of a test build: a few identities per skin-tone band, two epochs.
+SMALL_FACE_RECOGNITION = {"identities": {"train_fair": 16, "train_biased": 16, "eval": 20}, "images_per_identity": 10,
+                          "epochs": 2, "width": 4, "dim": 8, "batch_size": 32, "imposters_per_genuine": 5}
 
 
 def outputs_under(workdir: Path) -> dict[str, str]:
@@ -42,7 +45,8 @@ def tiny_config(workdir: Path, **overrides) -> Config:
                         "params": {"captum.integrated_gradients": {"steps": 8}},
                         "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
                         "sanity_methods": ["captum.saliency", "captum.guided_backprop"], "sanity_images": 3},
-        "verification": {"pairs_table": str(write_bfw_table(workdir / "bfw-datatable.csv"))},
+        "verification": {"pairs_table": str(write_bfw_table(workdir / "bfw-datatable.csv")),
+                         "face_recognition": SMALL_FACE_RECOGNITION},
         "report": {"samples_per_group": 2, "title": "Tiny <b>audit</b> " + HOSTILE},
         "output": outputs_under(workdir),
     }

@@ -107,6 +107,11 @@ def _build(run: Run, docs_dir: Path, site: bool, slides_pdf: bool | None) -> Bui
         run.faces = dataset_stage(run.cache, config)
     with _timed(timings, "models"):
         _models(run)
+        fr = config.verification.face_recognition
+        if run.faces.synthetic and fr.enabled:
+            from generator.pipeline.face_recognition_stage import face_recognition_stage
+
+            run.matchers = face_recognition_stage(cache, config)
     with progress_bar(None, "figures and tables", unit="item") as bar:
         run.publisher.progress = bar.update
         with _timed(timings, "bias"):
@@ -232,6 +237,9 @@ def _facts(run: Run) -> dict[str, Any]:
                     "check": m.check, "final": m.history.iloc[-1].to_dict() if m.history is not None else {},
                     "twin": {k: v for k, v in run.twins.get(m.name, {}).items() if k != "path"}}
                    for m in run.models],
+        "matchers": [{"name": m.name, "split": m.train_split, "description": m.description, "shipped": m.shipped,
+                      "seconds": m.seconds, "key": m.key, "final": m.history.iloc[-1].to_dict()}
+                     for m in (run.matchers.models if run.matchers is not None else ())],
         "training": training_text(run.config),
         "deletion_steps": run.config.attribution.deletion_steps,
         "explanations": _explanation_facts(run),

@@ -24,8 +24,11 @@ def bias_results(run: Run) -> None:
     """Register every bias figure and table of every model."""
     evaluation = evaluation_table(run) if run.faces.labelled else {}
     words = run.vocabulary
+    matchers = run.matchers
     for name, frame in evaluation.items():
         _classification(run, name, _lazy(lambda frame=frame: _classification_report(frame, run.config.seed, words)))
+        if matchers is not None:
+            continue  # the face-recognition models below are audited instead of the classifiers' pooled features
         if run.predictions[name].embeddings is not None and run.faces.has_identity:
             reason = _no_pairs(run)
             if reason:
@@ -33,6 +36,22 @@ def bias_results(run: Run) -> None:
                     f"Verification of model '{name}' left out: {reason}.")
             else:
                 _verification(run, name, _lazy(lambda name=name: _verification_reports(run, name)))
+    if matchers is not None:
+        fr = run.config.verification.face_recognition
+        n_ids = len(matchers.table["identity"].unique())
+        for matcher in matchers.models:
+            _verification(
+                run, matcher.name, _lazy(lambda matcher=matcher: _matcher_reports(run, matcher)),
+                pairs_text=(f"Pairs of {len(matchers.table)} held-out faces of {n_ids} identities scored by the cosine "
+                            f"similarity of the embeddings of face-recognition model '{matcher.name}' "
+                            f"({matcher.description}); genuine pairs share an identity (up to 20 per identity), "
+                            f"imposter pairs are two identities of the same skin-tone band ({fr.imposters_per_genuine} "
+                            "per genuine pair, at most all there are); 5 subject-disjoint folds, thresholds chosen on "
+                            "the other folds."),
+                prov_extra={"face_recognition": fr.model_dump(), "weights": matcher.key},
+                subject=f"face-recognition model '{matcher.name}'", subgroup=["skin_tone"],
+                pairs_prov=f"genuine: up to 20 per identity; imposters: {fr.imposters_per_genuine} per genuine, same "
+                           "skin-tone band; 5 subject-disjoint folds")
     table = run.config.verification.pairs_table
     if table is not None:
         _verification(run, "pairs-table", _lazy(lambda: _table_reports(run)),
@@ -137,15 +156,28 @@ def _verification_reports(run: Run, model: str) -> tuple[Any, Any]:
     return verification_report(pairs, seed=run.config.seed), confusion
 
 
+def _matcher_reports(run: Run, matcher: Any) -> tuple[Any, Any]:
+    """Verification report and rank-1 confusion of one face-recognition model on its held-out faces."""
+    from generator.bias.pairs import pairs_from_embeddings
+    from generator.bias.verification import rank1_confusion, verification_report
+
+    table, fr = run.matchers.table, run.config.verification.face_recognition
+    pairs = pairs_from_embeddings(table, matcher.embeddings, subgroup="skin_tone", seed=run.config.seed,
+                                  imposters_per_genuine=fr.imposters_per_genuine)
+    confusion = rank1_confusion(matcher.embeddings, table["identity"].tolist(), table["skin_tone"].tolist())
+    return verification_report(pairs, seed=run.config.seed), confusion
+
+
 def _verification(run: Run, model: str, reports: Callable[[], Any], *, pairs_text: str | None = None,
                   prov_extra: dict[str, Any] | None = None, subject: str | None = None,
-                  with_rank1: bool = True) -> None:
+                  with_rank1: bool = True, subgroup: list[str] | None = None, pairs_prov: str | None = None) -> None:
     from generator.figures import bias as figs
 
     pub = run.publisher
     words = run.vocabulary
-    prov = {**run.provenance, "model": model, "subgroup": list(words.pair), "pairs": "genuine: up to 20 per identity; "
-            "imposters: 5 per genuine, same subgroup; 5 subject-disjoint folds", **(prov_extra or {})}
+    prov = {**run.provenance, "model": model, "subgroup": subgroup or list(words.pair),
+            "pairs": pairs_prov or "genuine: up to 20 per identity; imposters: 5 per genuine, same subgroup; "
+                                   "5 subject-disjoint folds", **(prov_extra or {})}
     page = "bias-verification.md"
     subject = subject or f"model '{model}'"
     pairs_text = pairs_text or (

@@ -29,6 +29,8 @@ class Run:
     predictions: dict[str, Predictions] = field(default_factory=dict)
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
     explanations: Any = None
+    #: The face-recognition models of the verification audit on synthetic data (face_recognition_stage.Matchers).
+    matchers: Any = None
     #: Further training draws of the fair/biased pair (replicates 1, 2, ...), see results_replicates.
     draws: list[Any] = field(default_factory=list)
     draw_predictions: dict[str, Predictions] = field(default_factory=dict)

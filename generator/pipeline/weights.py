@@ -1,5 +1,7 @@
 """`generator weights`: train the default models of every replicate and ship them in ``data/weights/``.
 
+Also the two face-recognition models of the verification audit (:mod:`generator.pipeline.face_recognition_stage`).
+
 Training is bit-identical on every x86-64 CPU with AVX2 of one vendor (see :mod:`generator.portable`;
 an AMD and an Intel CPU train slightly different bytes, cause not found), and it runs on one thread
 without oneDNN, about two minutes per model on the default data. Shipping the weights keeps a cold
@@ -31,7 +33,7 @@ from generator.config import Config
 from generator.pipeline.cache import Cache
 from generator.pipeline.stages import SHIPPED_WEIGHTS
 
-__all__ = ["TUTORIAL", "Training", "expected_weights", "make_weights", "train_or_load", "training_key",
+__all__ = ["TUTORIAL", "Training", "expected_matcher_weights", "expected_weights", "make_weights", "train_or_load", "training_key",
            "tutorial_inputs"]
 
 LOG = logging.getLogger(__name__)
@@ -44,6 +46,31 @@ def expected_weights(config: Config, cache: Cache) -> dict[str, tuple[str, int]]
     faces = dataset_stage(cache, config)
     return {train_key(cache, config, faces, model, r): (model.name, r)
             for model in config.models if model.kind == "default" for r in range(config.replicates)}
+
+
+def expected_matcher_weights(config: Config, cache: Cache) -> dict[str, tuple[str, str]]:
+    """``{training key: (model name, split)}`` of the face-recognition models of ``config`` (none if disabled)."""
+    from generator.pipeline.face_recognition_stage import MATCHERS, _faces, matcher_keys
+
+    if config.dataset.kind != "synthetic" or not config.verification.face_recognition.enabled:
+        return {}
+    faces_key, _ = _faces(cache, config)
+    return {key: (name, split) for (name, split, _), key in zip(MATCHERS, matcher_keys(cache, config, faces_key).values())}
+
+
+def _train_matcher(config: Config, cache_dir: str, key: str, name: str, split: str, target: str) -> str:
+    from generator.pipeline.face_recognition_stage import _faces, train_matcher_into
+
+    _, entry = _faces(Cache(Path(cache_dir)), config)
+    table = pd.read_csv(entry / "table.csv", dtype={"image_id": str, "identity": str})
+    folder = Path(tempfile.mkdtemp(dir=target, prefix=f".{key}.", suffix=".tmp"))
+    train_matcher_into(folder, config, np.load(entry / "images.npy"), table, split, name)
+    final = Path(target) / key
+    if final.exists():
+        shutil.rmtree(final)
+    folder.chmod(0o755)
+    os.replace(folder, final)
+    return key
 
 
 def _train_one(config: Config, cache_dir: str, key: str, name: str, replicate: int, target: str) -> str:
@@ -73,15 +100,18 @@ def make_weights(config: Config, target: Path, *, workers: int = 2, force: bool 
     target.mkdir(parents=True, exist_ok=True)
     cache = Cache(config.output.cache_dir)
     wanted = expected_weights(config, cache)
+    matchers = expected_matcher_weights(config, cache)
     tutorial = tutorial_inputs()
     tutorial_key = training_key(**tutorial)
     for stale in target.iterdir():
-        if stale.is_dir() and stale.name not in wanted and stale.name != tutorial_key:
+        if stale.is_dir() and stale.name not in {*wanted, *matchers, tutorial_key}:
             shutil.rmtree(stale)
     todo = {key: job for key, job in wanted.items() if force or not _whole(target / key)}
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         jobs = [pool.submit(_train_one, config, str(cache.root), key, name, r, str(target))
                 for key, (name, r) in todo.items()]
+        jobs += [pool.submit(_train_matcher, config, str(cache.root), key, name, split, str(target))
+                 for key, (name, split) in matchers.items() if force or not _whole(target / key)]
         if force or not _whole(target / tutorial_key):
             jobs.append(pool.submit(make_call_weights, tutorial, target))
         return [job.result() for job in jobs]

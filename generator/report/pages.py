@@ -331,8 +331,12 @@ the note says why. A group smaller than 30 images is reported with a note, never
 
 def bias_verification_page(facts: dict[str, Any], art: Artifacts) -> str:
     """Face-verification bias after Robinson et al. (2020), on pairs of evaluation images."""
+    matchers = facts.get("matchers") or []
     sections = []
-    subjects = [(m, f"Model {escape(m)}") for m in _models(facts)]
+    if matchers:
+        subjects = [(m["name"], f"Face-recognition model {escape(m['name'])}") for m in matchers]
+    else:
+        subjects = [(m, f"Model {escape(m)}") for m in _models(facts)]
     if "tab-verification-tar-pairs-table" in art:
         subjects.append(("pairs-table", "Pairs table (BFW format)"))
     for model, heading in subjects:
@@ -354,18 +358,65 @@ global threshold** and with **per-subgroup thresholds**, and the false positive 
 really gets at the global threshold. See [TAR at FAR](../methods/bias-metrics.md#tar-at-far) and
 [global thresholds](../methods/bias-metrics.md#global-threshold).
 
-!!! note "What these numbers are, on the default data"
-    The default models were trained to tell smiling from not smiling, not to recognise people; their
-    pooled features are used here as face embeddings only to demonstrate the analysis. Expect weak
-    verification overall. On real verification data (for example BFW's pairs table, which ships
-    scores) the same analysis applies unchanged.
+{_matchers_text(facts, art) if matchers else _classifier_embeddings_note()}
 
-Pairs: genuine pairs share an identity; imposter pairs are two identities of the same subgroup
-(skin-tone band / age group), as in BFW. Identities are split into 5 folds; for each fold the
-thresholds are chosen on the other folds, and the tables give the mean and standard deviation over
-folds. A FAR that would need more imposter pairs than exist is left empty with a note.
+Identities are split into 5 folds; for each fold the thresholds are chosen on the other folds, and
+the tables give the mean and standard deviation over folds. A FAR that would need more imposter
+pairs than exist is left empty with a note.
 
 {chr(10).join(sections)}"""
+
+
+def _classifier_embeddings_note() -> str:
+    return """!!! note "What these numbers are"
+    The models were trained to classify, not to recognise people; their pooled features are used
+    here as face embeddings only to demonstrate the analysis. Expect weak verification overall. On
+    real verification data (for example BFW's pairs table, which ships scores) the same analysis
+    applies unchanged.
+
+Pairs: genuine pairs share an identity; imposter pairs are two identities of the same subgroup,
+as in BFW."""
+
+
+def _matchers_text(facts: dict[str, Any], art: Artifacts) -> str:
+    """What the two face-recognition models are and what the global threshold does to each, in numbers."""
+    from generator.report.verification_text import far_text, fold_interval, fpr_finding
+
+    fr = facts["config"]["verification"]["face_recognition"]
+    lines = []
+    for m in facts["matchers"]:
+        tar = art[f"tab-verification-tar-{m['name']}"].frame
+        overall = tar[(tar["subgroup"] == "all") & (tar["far"] == 1e-3)]
+        found = fpr_finding(art[f"tab-verification-fpr-{m['name']}"].frame)
+        parts = [f"- **{escape(m['name'])}** ({escape(m['description'])}; "
+                 f"{'shipped weights' if m['shipped'] else 'trained in this build'}):"]
+        if len(overall) and pd.notna(overall["tar_global"].iloc[0]):
+            row = overall.iloc[0]
+            low, high = fold_interval(float(row["tar_global"]), float(row.get("tar_global_sd", float("nan"))),
+                                      int(row.get("n_folds", 0) or 0))
+            ci = f" (95 % interval over folds {low:.2f} to {high:.2f})" if low == low else ""
+            parts.append(f"TAR at FAR {far_text(1e-3)} over all pairs {row['tar_global']:.2f}{ci}, against "
+                         f"{far_text(1e-3)} for a matcher that guesses;")
+        if found is not None:
+            parts.append(escape(found.sentence()) + ".")
+        lines.append(" ".join(parts))
+    listed = "\n".join(lines)
+    return f"""On the synthetic data the audit trains two **face-recognition models** for this purpose
+(a small CNN whose unit-length embeddings are trained with the CosFace loss to tell identities
+apart), on a draw of the generator with more identities than the classifiers' data:
+{fr['identities']['train_fair']} training identities with balanced skin-tone bands for one,
+{fr['identities']['train_biased']} in census-like shares (few of the darkest band) for the other,
+{fr['images_per_identity']} images each. Both are evaluated on the same
+{fr['identities']['eval']} held-out identities, so any difference between them comes from their
+training data. Pairs: genuine pairs share an identity; imposter pairs are two identities of the
+same skin-tone band, as in BFW. Read on this build:
+
+{listed}
+
+The false match rates are read at the smallest FAR at which every band expects at least ten false
+matches; below that, a rate rests on a handful of pairs. The synthetic faces are cartoons whose
+identities differ in geometry, colours, hair and glasses: the numbers show how the analysis finds
+a threshold that serves one band worse, not how a real face-recognition system behaves."""
 
 
 # ----------------------------------------------------------------------------- explanations

@@ -1,4 +1,5 @@
-"""The weights shipped in data/weights/ are the default config's models, made by the current code.
+"""The weights shipped in data/weights/ are the default config's models (classifiers of every draw and the two
+face-recognition models) and the tutorial's model, made by the current code.
 
 A cold `make site` loads them instead of training (training is reproducible but takes about two
 minutes a model on one thread). Their folder names are training cache keys, which hash the
@@ -14,7 +15,8 @@ import pytest
 from generator.config import load_config
 from generator.pipeline.cache import Cache
 from generator.pipeline.stages import SHIPPED_WEIGHTS, _read_meta, state_dict_hash, train_into
-from generator.pipeline.weights import expected_weights, make_call_weights, train_or_load, training_key, tutorial_inputs
+from generator.pipeline.weights import (expected_matcher_weights, expected_weights, make_call_weights, train_or_load,
+                                        training_key, tutorial_inputs)
 
 REPO = SHIPPED_WEIGHTS.parents[1]
 
@@ -34,18 +36,24 @@ def tutorial_key() -> str:
     return training_key(**tutorial_inputs())
 
 
-def test_shipped_weights_match_the_default_config_and_code(wanted, tutorial_key):
+@pytest.fixture(scope="module")
+def matchers(default_config, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    return expected_matcher_weights(default_config, Cache(tmp_path_factory.mktemp("cache")))
+
+
+def test_shipped_weights_match_the_default_config_and_code(wanted, tutorial_key, matchers):
     shipped = sorted(p.name for p in SHIPPED_WEIGHTS.iterdir() if p.is_dir())
-    assert shipped == sorted([*wanted, tutorial_key]), (
-        "data/weights/ does not hold the default models and the tutorial's model of the current code and config: "
-        "run `make weights` and commit data/weights/")
+    assert shipped == sorted([*wanted, *matchers, tutorial_key]), (
+        "data/weights/ does not hold the default models, the face-recognition models and the tutorial's model of "
+        "the current code and config: run `make weights` and commit data/weights/")
     assert len(wanted) == 2 * 3  # fair and biased, three training draws
+    assert sorted(name for name, _ in matchers.values()) == ["fr-balanced", "fr-skewed"]
 
 
-def test_shipped_files_are_whole(wanted, tutorial_key):
+def test_shipped_files_are_whole(wanted, tutorial_key, matchers):
     import torch
 
-    for key in [*wanted, tutorial_key]:
+    for key in [*wanted, *matchers, tutorial_key]:
         meta = _read_meta(SHIPPED_WEIGHTS / key)
         state = torch.load(SHIPPED_WEIGHTS / key / "model.pt", map_location="cpu", weights_only=True)
         assert state_dict_hash(state) == meta["content_hash"], key
