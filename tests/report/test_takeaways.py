@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pandas as pd
 
 from generator.report.artifacts import TableArtifact
-from generator.report.slides import _far, _fpr_takeaway, _gallery_takeaway, _gap_takeaway, _shortcut_takeaway
+from generator.report.slides import _fpr_takeaway, _gallery_takeaway, _gap_takeaway, _shortcut_takeaway
+from generator.report.verification_text import far_text as _far
 
 
 def _table(frame: pd.DataFrame) -> TableArtifact:
@@ -27,7 +28,7 @@ def test_fpr_takeaway_uses_the_smallest_measured_far_and_states_the_inflation():
                           "actual_fpr": [0.01, 0.004, 0.031, 0.0, 0.005, float("nan"), float("nan")],
                           "n_imposter": [2000, 1000, 1000, 1000, 1000, 1000, 1000]})
     # at FAR 1e-3 each subgroup expects 1 false match out of 1000: too few, so FAR 0.01 (10 expected)
-    assert _fpr_takeaway(_table(frame)) == ("Global threshold for FAR 0.01: B gets a false match rate of 0.031, "
+    assert _fpr_takeaway(_table(frame)) == ("Global threshold for FAR 0.01: B gets a false match rate of 0.0310, "
                                             "3.1 times the intended (n = 1000 imposter pairs).")
     assert [_far(v) for v in (0.3, 0.01, 1e-3, 1e-4, 2.5e-4)] == ["0.3", "0.01", "1e-3", "1e-4", "2.5e-04"]
 
