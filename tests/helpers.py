@@ -137,6 +137,7 @@ def write_small_config(workdir: Path) -> Path:
         "attribution": {"methods": ["captum.saliency", "captum.gradcam", "xplique.saliency"],
                         "per_group": 1, "extremes_per_group": 0, "deletion_steps": 4,
                         "sanity_methods": ["captum.saliency"], "sanity_images": 3},
+        "verification": {"face_recognition": SMALL_FACE_RECOGNITION},
         "report": {"samples_per_group": 2, "title": "Kill and resume"},
         "output": outputs_under(workdir),
     }
