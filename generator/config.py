@@ -365,6 +365,47 @@ class AttributionConfig(_Strict):
         return self
 
 
+class VerificationMapsConfig(_Strict):
+    """Attribution maps of the face-recognition models' verification scores (synthetic data only).
+
+    Each evaluation pair is decided by one global threshold set for ``far`` on all imposter pairs:
+    genuine pairs above it are matches, below it false non-matches; imposter pairs above it are
+    false matches, below it correct rejections. Up to ``pairs`` false matches and correct rejections
+    and ``other_pairs`` matches and false non-matches of each skin-tone band are explained with
+    ``method`` (both images, each towards the other); the gallery shows one pair of each outcome and
+    band with every method of ``gallery_methods``.
+    """
+
+    enabled: bool = True
+    far: float = Field(1e-3, gt=0.0, lt=0.5, description="intended FAR of the global threshold that decides the pairs")
+    pairs: int = Field(32, ge=2, le=100000, description="false matches and correct rejections explained per "
+                                                          "skin-tone band (a seeded sample; all there are if fewer)")
+    other_pairs: int = Field(8, ge=1, le=100000, description="matches and false non-matches explained per band")
+    method: str = Field("captum.integrated_gradients", description="the method of the mean maps and region tests")
+    gallery_methods: tuple[str, ...] = ("captum.saliency", "captum.integrated_gradients", "captum.occlusion",
+                                        "xplique.integrated_gradients")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"captum.integrated_gradients": {"steps": 16}, "captum.occlusion": {"stride": 8},
+                                 "xplique.integrated_gradients": {"steps": 16}},
+        description="per method: parameters of the similarity maps, over those of attribution.params (the defaults "
+                    "halve the cost of IG and quarter that of occlusion against the classification maps)")
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> "VerificationMapsConfig":
+        from generator.attribution.registry import available
+
+        known = available()
+        unknown = [n for n in (self.method, *self.gallery_methods, *self.params) if n not in known]
+        if unknown:
+            hints = {n: difflib.get_close_matches(n, known, n=1) for n in unknown}
+            shown = ", ".join(f"'{n}'" + (f" (did you mean '{h[0]}'?)" if h else "") for n, h in hints.items())
+            raise ValueError(f"unknown method(s) in verification.face_recognition.explain: {shown}; available: "
+                             f"{', '.join(known)}")
+        if not self.gallery_methods or len(set(self.gallery_methods)) != len(self.gallery_methods):
+            raise ValueError("gallery_methods must name at least one method, none twice")
+        return self
+
+
 class FaceRecognitionConfig(_Strict):
     """The face-recognition models the verification audit trains on synthetic data (ignored on other data).
 
@@ -389,6 +430,7 @@ class FaceRecognitionConfig(_Strict):
     margin: float = Field(0.2, ge=0.0, lt=1.0, description="CosFace's cosine margin m")
     imposters_per_genuine: int = Field(40, ge=1, le=1000, description=(
         "imposter pairs drawn per genuine pair (same skin-tone band and fold); more resolve smaller FARs"))
+    explain: VerificationMapsConfig = Field(default_factory=VerificationMapsConfig)
 
     @field_validator("identities")
     @classmethod

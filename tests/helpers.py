@@ -21,7 +21,9 @@ SMALL_DATASET = {"synthetic": {"image_size": 48, "images_per_identity": 10,
 SMALL_TRAINING = {"epochs": 2, "width": 8, "batch_size": 32}
 # Face-recognition models of a test build: a few identities per skin-tone band, two epochs.
 SMALL_FACE_RECOGNITION = {"identities": {"train_fair": 16, "train_biased": 16, "eval": 20}, "images_per_identity": 10,
-                          "epochs": 2, "width": 4, "dim": 8, "batch_size": 32, "imposters_per_genuine": 5}
+                          "epochs": 2, "width": 4, "dim": 8, "batch_size": 32, "imposters_per_genuine": 5,
+                          "explain": {"pairs": 3, "other_pairs": 2, "far": 0.05,
+                                      "gallery_methods": ["captum.saliency", "captum.integrated_gradients"]}}
 
 
 def outputs_under(workdir: Path) -> dict[str, str]:
@@ -152,7 +154,7 @@ def command(config: Path) -> list[str]:
 
 def run_build(config: Path, log: Path) -> None:
     with open(log, "w") as out:
-        done = subprocess.run(command(config), check=False, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+        done = subprocess.run(command(config), check=False, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=900)
     assert done.returncode == 0, log.read_text()[-3000:]
 
 

@@ -81,7 +81,7 @@ def _grid(n_rows: int, n_cols: int, extra_width: float = 1.2):
 def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label: str,
                     background: np.ndarray | None = None, signed: bool = False,
                     n: Mapping[str, Mapping[str, int]] | None = None, vmax: float | None = None,
-                    colorbar_label: str = "mean attribution share per pixel") -> Figure:
+                    colorbar_label: str = "mean attribution share per pixel", empty_label: str = "no images") -> Figure:
     """Mean maps in a grid: one row per method (or model), one column per group, one colour scale.
 
     Parameters
@@ -101,6 +101,8 @@ def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label:
         Upper limit shared with other figures; default the largest ``|value|``.
     colorbar_label : str
         Label of the one colour bar.
+    empty_label : str
+        Written in a panel without a mean (its group has nothing to average).
     """
     rows = list(means)
     cols = list(dict.fromkeys(g for r in rows for g in means[r]))
@@ -117,8 +119,12 @@ def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label:
             if group in means[row]:
                 image = _show_map(ax, means[row][group], norm, SIGNED_CMAP if signed else MAGNITUDE_CMAP,
                                   background)
-            else:
-                ax.set_axis_off()
+            else:  # an empty panel keeps its frame off but its axis, so that the row keeps its label
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                ax.text(0.5, 0.5, empty_label, ha="center", va="center", transform=ax.transAxes, color="#555555")
         axes[i, 0].set_ylabel(row)
     fig.supylabel(row_label)
     fig.colorbar(image, ax=axes, shrink=0.8, label=colorbar_label)

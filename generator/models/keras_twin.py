@@ -31,7 +31,7 @@ from generator.models.nets import SmallCNN
 if TYPE_CHECKING:  # pragma: no cover - for annotations only
     import keras
 
-__all__ = ["keras_layer_name", "load_keras", "save_keras", "to_keras"]
+__all__ = ["embedder_to_keras", "keras_layer_name", "load_keras", "save_keras", "to_keras"]
 
 
 def keras_layer_name(torch_name: str) -> str:
@@ -94,6 +94,40 @@ def to_keras(model: SmallCNN, image_size: int) -> keras.Model:
     outputs = _keras_layer(keras, "classifier", model.classifier)(x)
     twin = keras.Model(inputs, outputs, name="small_cnn")
     _copy_weights(model, twin)
+    return twin
+
+
+def embedder_to_keras(model: nn.Module, image_size: int, references: np.ndarray) -> keras.Model:
+    """The Keras twin of a face embedder followed by its similarity to fixed references.
+
+    ``model`` is a :class:`~generator.models.face_recognition.FaceEmbedder` (SmallCNN's convolution
+    blocks, global average pool, ``projection`` and L2 normalisation); the twin maps normalised
+    channels-last input to ``normalize(f(x)) @ references.T``, shape ``(N, K)``, the cosine similarity to
+    each of the ``K`` unit-length ``references`` (see :mod:`generator.attribution.verification`).
+    """
+    if not (hasattr(model, "features") and isinstance(getattr(model, "projection", None), nn.Linear)):
+        raise ModelError(f"embedder_to_keras converts a FaceEmbedder (features, gap, projection), got "
+                         f"{type(model).__name__}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < SmallCNN.min_input_size:
+        raise ModelError(f"image_size must be an integer >= {SmallCNN.min_input_size}, got {image_size!r}")
+    references = np.asarray(references, dtype=np.float32)
+    if references.ndim != 2 or references.shape[1] != model.projection.out_features or not len(references):
+        raise ModelError(f"references must be (K, {model.projection.out_features}) embeddings, got shape "
+                         f"{references.shape}")
+    keras = import_tensorflow().keras
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="float32", name="input")
+    x = inputs
+    for name, module in model.features.named_children():
+        x = _keras_layer(keras, f"features.{name}", module)(x)
+    x = keras.layers.GlobalAveragePooling2D(name=keras_layer_name("gap"))(x)
+    x = _keras_layer(keras, "projection", model.projection)(x)
+    x = keras.layers.UnitNormalization(axis=-1, name="unit")(x)
+    similarity = keras.layers.Dense(len(references), use_bias=False, name="similarity")
+    outputs = similarity(x)
+    twin = keras.Model(inputs, outputs, name="face_similarity")
+    _copy_weights(model, twin)
+    unit = references / np.linalg.norm(references, axis=1, keepdims=True)
+    similarity.set_weights([np.ascontiguousarray(unit.T)])
     return twin
 
 

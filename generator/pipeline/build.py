@@ -118,6 +118,13 @@ def _build(run: Run, docs_dir: Path, site: bool, slides_pdf: bool | None) -> Bui
             dataset_results(run)
             model_results(run)
             bias_results(run)
+        if run.matchers is not None and config.verification.face_recognition.explain.enabled:
+            with _timed(timings, "verif-maps"):
+                from generator.pipeline.results_verification_maps import verification_map_results
+                from generator.pipeline.verification_maps import verification_maps_stage
+
+                run.verification_maps = verification_maps_stage(cache, config, run.matchers)
+                verification_map_results(run, run.verification_maps)
         with _timed(timings, "explanations"):
             run.explanations = attribution_results(run)
         with _timed(timings, "analysis"):

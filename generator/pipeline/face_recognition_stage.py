@@ -58,6 +58,8 @@ class Matchers:
     images: np.ndarray
     models: tuple[Matcher, ...]
     train_counts: pd.DataFrame
+    masks: np.ndarray
+    landmarks: np.ndarray
 
 
 def _params(config: Config):
@@ -69,12 +71,18 @@ def _params(config: Config):
 
 
 def _faces(cache: Cache, config: Config) -> tuple[str, Path]:
-    """The face-recognition draw of the generator (cached); returns its key and cache folder."""
+    """The face-recognition draw of the generator (cached); returns its key and cache folder.
+
+    The key names the draw (the models' training keys build on it, so shipped weights stay valid);
+    the folder is cached under a key that also names the files it holds (images, table, region masks
+    and landmarks).
+    """
     from generator.datasets.synthetic import generate
 
     params = _params(config)
     key = cache.key("dataset", {"synthetic": params.as_dict(), "seed": config.seed, "purpose": "face-recognition",
                                 "code": code_hash(*DATASET_CODE)})
+    entry_key = cache.key("dataset", {"draw": key, "files": ["images", "table", "masks", "landmarks"]})
 
     def compute(folder: Path) -> None:
         start = time.perf_counter()
@@ -82,10 +90,12 @@ def _faces(cache: Cache, config: Config) -> tuple[str, Path]:
         with progress_bar(total, "faces for face recognition") as bar:
             faces = generate(params, config.seed, progress=bar.update)
         np.save(folder / "images.npy", faces.images)
+        np.save(folder / "masks.npy", faces.masks)
+        np.save(folder / "landmarks.npy", faces.landmarks)
         faces.table.to_csv(folder / "table.csv", index=False)
         _write_meta(folder, seconds=time.perf_counter() - start)
 
-    return key, cache.get_or_compute("dataset", key, compute)
+    return key, cache.get_or_compute("dataset", entry_key, compute)
 
 
 def _embedder_params(config: Config):
@@ -165,4 +175,5 @@ def face_recognition_stage(cache: Cache, config: Config, *, shipped: Path | None
     train_rows = table[table["split"] != "eval"]
     counts = (train_rows.groupby(["split", "skin_tone"])["identity"].nunique().rename("identities").reset_index())
     return Matchers(faces_key, table[evaluation].reset_index(drop=True), np.ascontiguousarray(images[evaluation]),
-                    tuple(models), counts)
+                    tuple(models), counts, np.load(faces_entry / "masks.npy", mmap_mode="r")[evaluation],
+                    np.load(faces_entry / "landmarks.npy")[evaluation])

@@ -31,6 +31,7 @@ class Run:
     explanations: Any = None
     #: The face-recognition models of the verification audit on synthetic data (face_recognition_stage.Matchers).
     matchers: Any = None
+    verification_maps: dict[str, Any] = field(default_factory=dict)
     #: Further training draws of the fair/biased pair (replicates 1, 2, ...), see results_replicates.
     draws: list[Any] = field(default_factory=list)
     draw_predictions: dict[str, Predictions] = field(default_factory=dict)

@@ -364,7 +364,72 @@ Identities are split into 5 folds; for each fold the thresholds are chosen on th
 the tables give the mean and standard deviation over folds. A FAR that would need more imposter
 pairs than exist is left empty with a note.
 
-{chr(10).join(sections)}"""
+{chr(10).join(sections)}
+{_verification_maps_section(facts, art, [m['name'] for m in matchers])}"""
+
+
+def _verification_maps_section(facts: dict[str, Any], art: Artifacts, matchers: list[str]) -> str:
+    """Attribution maps of the verification scores: what they are, what they show here, and their limits."""
+    from generator.report.verification_text import false_match_text, far_text, region_findings
+
+    shown = [m for m in matchers if f"tab-verification-maps-regions-{m}" in art]
+    if not shown:
+        return ""
+    explain = facts["config"]["verification"]["face_recognition"]["explain"]
+    blocks = []
+    for model in shown:
+        pairs = art[f"tab-verification-maps-pairs-{model}"]
+        regions = art[f"tab-verification-maps-regions-{model}"]
+        findings = "\n".join(f"- {escape(line)}." for line in region_findings(regions.frame))
+        figures = "".join(figure_block(art[key]) for key in (f"fig-verification-maps-means-{model}",
+                                                            f"fig-verification-maps-difference-{model}") if key in art)
+        galleries = "".join(figure_block(f) for key, f in art.items() if key.startswith(f"fig-verification-gallery-{model}-"))
+        blocks.append(f"""### Similarity maps of {escape(model)}
+
+Read on this build: {escape(false_match_text(pairs.frame))}. What separates false matches from correct
+rejections in each band:
+
+{findings}
+
+{table_block(pairs)}
+{figures}
+{table_block(regions)}
+{galleries}""")
+    return f"""## Explaining verification decisions
+
+A verification score is the cosine similarity \\(s(a, b) = f(a) \\cdot f(b)\\) of two unit-length
+embeddings. To explain it, each image of a pair is explained *towards the other*: with
+\\(e = f(b)\\) fixed, the attribution method explains \\(x \\mapsto f(x) \\cdot e\\) at \\(x = a\\)
+exactly as it would explain a class logit (and symmetrically for \\(b\\)). Every pair is decided by
+one global threshold, set for an intended FAR of {far_text(explain['far'])} on all imposter pairs, and falls in one
+of four outcomes: **match** and **false non-match** (genuine pairs above and below the threshold),
+**false match** and **correct rejection** (imposter pairs above and below it). In every skin-tone
+band, up to {explain['pairs']} false matches and as many correct rejections (the pairs the tests
+compare) and up to {explain['other_pairs']} matches and false non-matches are explained with
+{method_link(explain['method'], _method_title(explain['method']))}; one pair of each outcome also with
+{", ".join(method_link(m, _method_title(m)) for m in explain['gallery_methods'])}. The statistics are those of the
+[classification analysis](analysis.md): aligned mean maps, pixel-wise permutation tests with
+family-wise correction, and region shares (exact masks of the synthetic faces) compared between
+false matches and correct rejections with permutation tests, Holm-corrected, the pair as the unit.
+
+!!! warning "What similarity maps can and cannot show"
+    They show which pixels of *one* face, changed a little (gradients) or covered (occlusion),
+    move *this pair's* score, given the other face. They do not show why the network places two
+    identities close: a region that carries much of a false match's attribution is where the
+    embedding is sensitive for such pairs, not proof that the network "compares" that region, and
+    a mean over pairs blurs faces that differ. The maps of the two images of a pair differ although
+    the score is symmetric. They say nothing about where the threshold should be; per-subgroup
+    thresholds (above) address that. A band with few false matches gives a small sample: read the
+    n and the detectable difference in the tables before reading a map.
+
+{chr(10).join(blocks)}"""
+
+
+def _method_title(method: str) -> str:
+    from generator.attribution.registry import REGISTRY
+
+    spec = REGISTRY[method]
+    return f"{spec.title} ({spec.library.capitalize()})"
 
 
 def _classifier_embeddings_note() -> str:

@@ -183,7 +183,34 @@ def _bias_slides(models: list[str], fig: Any, tables: dict[str, TableArtifact]) 
                         "of the darkest band): its threshold, set on all pairs, is too low for the band it saw least."
                         if matcher else ". On these data the embeddings come from a smile classifier, so "
                         "verification itself is weak: this slide demonstrates the method.")))
+    if matcher and f"fig-verification-maps-means-{matcher}" in fig.known:
+        slides.append(Slide("Explaining a false match", fig(
+            f"fig-verification-maps-means-{matcher}", _maps_takeaway(tables.get(f"tab-verification-maps-regions-{matcher}"))),
+              notes="Each face of a pair is explained towards the other: with the other face's embedding fixed, the "
+                    "similarity is a single output, and Integrated Gradients explains it like a class logit. Rows are "
+                    "the four outcomes at the global threshold, columns the skin-tone bands. Compare the false-match "
+                    "row with the correct rejections of the same band. Say what such maps cannot show: they tell "
+                    "where the score is sensitive for these pairs, not why the network puts two people close, and "
+                    "they do not fix the threshold. The site's table gives each region's test with its n and the "
+                    "difference the test could detect."))
     return slides
+
+
+def _maps_takeaway(table: TableArtifact | None) -> str:
+    """The largest significant region difference between false matches and correct rejections, in a line."""
+    if table is None:
+        return ""
+    tested = table.frame.dropna(subset=["p_holm"])
+    found = tested[tested["p_holm"] < 0.05]
+    if tested.empty:
+        return "No band has enough false matches to test."
+    if found.empty:
+        return (f"No face region differs between false matches and correct rejections ({len(tested)} tests, "
+                "Holm-corrected).")
+    top = found.loc[found["difference"].idxmax()]  # the region that carries most more in false matches
+    return (f"{top.subgroup}: false matches put {top.share_false_match:.2f} of the attribution on the {top.region}, "
+            f"correct rejections {top.share_correct_rejection:.2f} (Holm p = {top.p_holm:.2g}, "
+            f"n = {int(top.n_false_match)} / {int(top.n_correct_rejection)} pairs).")
 
 
 def _disparity_takeaway(table: TableArtifact) -> str:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["MIN_EXPECTED_FALSE_MATCHES", "FprFinding", "far_text", "fpr_finding", "fold_interval"]
+__all__ = ["MIN_EXPECTED_FALSE_MATCHES", "FprFinding", "false_match_text", "far_text", "fold_interval", "fpr_finding",
+           "region_findings"]
 
 #: A false match rate is read only at an intended FAR at which every subgroup expects this many false matches.
 MIN_EXPECTED_FALSE_MATCHES = 10
@@ -77,3 +78,38 @@ def fpr_finding(frame: pd.DataFrame, far: float | None = None) -> FprFinding | N
     low, high = fold_interval(float(worst["actual_fpr"]), sd, n_folds)
     return FprFinding(far, str(worst["subgroup"]), float(worst["actual_fpr"]), low, high, int(worst["n_imposter"]),
                       n_folds, str(best["subgroup"]), float(best["actual_fpr"]))
+
+
+def false_match_text(pairs: pd.DataFrame) -> str:
+    """Where the false matches of one model fall, from its explained-pairs table
+    (``tab-verification-maps-pairs-*``: ``subgroup, outcome, pairs, far, threshold``)."""
+    fm = pairs[pairs["outcome"] == "false match"]
+    total = int(fm["pairs"].sum())
+    far, threshold = float(pairs["far"].iloc[0]), float(pairs["threshold"].iloc[0])
+    head = f"at the global threshold {threshold:.4f} (FAR {far_text(far)} over all imposter pairs)"
+    if total == 0:
+        return head + ", no imposter pair is accepted"
+    imposters = pairs[pairs["outcome"].isin(["false match", "correct rejection"])].groupby("subgroup")["pairs"].sum()
+    parts = [f"{int(r.pairs)} in {r.subgroup} ({int(r.pairs) / imposters[r.subgroup]:.4f} of its imposter pairs)"
+             for r in fm.sort_values("pairs", ascending=False).itertuples() if r.pairs > 0]
+    return head + f", {total} imposter pairs are accepted: " + ", ".join(parts)
+
+
+def region_findings(tests: pd.DataFrame, limit: int = 3) -> list[str]:
+    """The largest significant differences of a region table (``tab-verification-maps-regions-*``), in words;
+    without any, one sentence with the differences the tests could have found."""
+    tested = tests.dropna(subset=["p_holm"])
+    if tested.empty:
+        return ["no band has two or more false matches, so no region is tested"]
+    found = tested[tested["p_holm"] < 0.05]
+    # regions that carry more in false matches first (what drives them), then those that carry less
+    found = found.sort_values("difference", ascending=False, kind="stable").head(limit)
+    if found.empty:
+        low, high = tested["min_detectable"].min(), tested["min_detectable"].max()
+        return [f"no region's share differs between false matches and correct rejections after Holm correction "
+                f"({len(tested)} tests); with these pairs a difference of {low:.3f} to {high:.3f} share points "
+                "would have been found with 80 % power"]
+    return [f"in {r.subgroup}, false matches put {r.share_false_match:.3f} of the attribution on the {r.region} "
+            f"against {r.share_correct_rejection:.3f} in correct rejections (difference {r.difference:+.3f}, 95 % "
+            f"interval {r.ci_low:+.3f} to {r.ci_high:+.3f}, Holm p = {r.p_holm:.3g}; n = {int(r.n_false_match)} and "
+            f"{int(r.n_correct_rejection)} pairs)" for r in found.itertuples()]

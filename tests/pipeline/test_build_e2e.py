@@ -35,8 +35,16 @@ def test_pages_and_manifest(tiny_build):
         assert {f"fig-verification-roc-{model}", f"fig-verification-det-{model}",
                 f"fig-verification-fpr-inflation-{model}", f"fig-verification-rank1-{model}"} <= figure_ids
         assert {f"tab-verification-tar-{model}", f"tab-verification-fpr-{model}"} <= table_ids
+        # explaining verification: the decided pairs, their mean maps and region tests, and a gallery per band
+        assert {f"tab-verification-maps-pairs-{model}", f"tab-verification-maps-regions-{model}"} <= table_ids
+        assert f"fig-verification-maps-means-{model}" in figure_ids
+        assert any(f.startswith(f"fig-verification-gallery-{model}-mst-") for f in figure_ids)
     verification = (results / "bias-verification.md").read_text()
     assert "## Face-recognition model fr-balanced" in verification and "- **fr-skewed**" in verification
+    assert "## Explaining verification decisions" in verification and "### Similarity maps of fr-skewed" in verification
+    pairs = pd.read_csv(results / "tables/tab-verification-maps-pairs-fr-skewed.csv")
+    assert (pairs["explained"] <= pairs["pairs"]).all() and (pairs["explained"] <= 3).all()
+    assert set(pairs["outcome"]) <= {"match", "false non-match", "false match", "correct rejection"}
     for entry in manifest["figures"]:
         assert set(entry["files"]) == {"png", "svg", "pdf"}
         assert entry["caption"] and entry["title"] and entry["alt"]
