@@ -81,7 +81,8 @@ def _grid(n_rows: int, n_cols: int, extra_width: float = 1.2):
 def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label: str,
                     background: np.ndarray | None = None, signed: bool = False,
                     n: Mapping[str, Mapping[str, int]] | None = None, vmax: float | None = None,
-                    colorbar_label: str = "mean attribution share per pixel", empty_label: str = "no images") -> Figure:
+                    colorbar_label: str = "mean attribution share per pixel", empty_label: str = "no images",
+                    groups: Sequence[str] | None = None) -> Figure:
     """Mean maps in a grid: one row per method (or model), one column per group, one colour scale.
 
     Parameters
@@ -103,9 +104,11 @@ def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label:
         Label of the one colour bar.
     empty_label : str
         Written in a panel without a mean (its group has nothing to average).
+    groups : sequence of str, optional
+        The columns, in this order (default: the groups of the rows in order of appearance).
     """
     rows = list(means)
-    cols = list(dict.fromkeys(g for r in rows for g in means[r]))
+    cols = list(groups) if groups is not None else list(dict.fromkeys(g for r in rows for g in means[r]))
     if not rows or not cols:
         raise DataError("group_mean_grid needs at least one row and one group of maps")
     norm = shared_norm([m for r in rows for m in means[r].values()], signed=signed, vmax=vmax)
@@ -122,6 +125,7 @@ def group_mean_grid(means: Mapping[str, Mapping[str, np.ndarray]], *, row_label:
             else:  # an empty panel keeps its frame off but its axis, so that the row keeps its label
                 ax.set_xticks([])
                 ax.set_yticks([])
+                ax.set_box_aspect(1)  # square like the maps beside it
                 for spine in ax.spines.values():
                     spine.set_visible(False)
                 ax.text(0.5, 0.5, empty_label, ha="center", va="center", transform=ax.transAxes, color="#555555")

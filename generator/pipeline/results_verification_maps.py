@@ -113,10 +113,10 @@ class _Section:
 
         pm = self.pm
 
-        def make() -> Any:
+        def make(outcomes: tuple[str, ...] = OUTCOMES) -> Any:
             a, b, face = self.aligned()
             means, counts = {}, {}
-            for outcome in OUTCOMES:
+            for outcome in outcomes:
                 means[outcome], counts[outcome] = {}, {}
                 for band in self.bands:
                     at = self.cell(band, outcome)
@@ -125,7 +125,7 @@ class _Section:
                         counts[outcome][band] = int(at.sum())
             means = {o: v for o, v in means.items() if v}
             return group_mean_grid(means, row_label="outcome", background=face, n={o: counts[o] for o in means},
-                                   empty_label="no pairs")
+                                   empty_label="no pairs", groups=self.bands)
 
         self.run.publisher.figure(
             f"fig-verification-maps-means-{pm.matcher}", title=f"Mean {self.title} map of the similarity by outcome, "
@@ -136,7 +136,7 @@ class _Section:
                     "per outcome (rows) and skin-tone band (columns), over the mean face; n: pairs. One colour scale "
                     "for the whole figure; an empty cell has no pair of that outcome.",
             alt=f"Grid of mean similarity maps per outcome and skin-tone band for model {pm.matcher}.", page=PAGE,
-            provenance=self.prov, make=make)
+            provenance=self.prov, make=make, slide=lambda: make(("false match", "correct rejection")))
 
     def _difference(self) -> None:
         from generator.analysis.stats import permutation_test_maps

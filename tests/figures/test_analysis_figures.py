@@ -52,6 +52,20 @@ def test_group_mean_grid_shares_one_scale(maps):
     assert _map_images(signed)[0].get_cmap().name.startswith("RdBu_r")
 
 
+def test_group_mean_grid_keeps_the_label_of_a_row_whose_first_group_is_empty(maps):
+    """A row without a mean for some group (no false match in that band, say) keeps its label and the column
+    order asked for; the empty panel says why it is empty."""
+    partial = {"saliency": {GROUPS[1]: maps["saliency"][GROUPS[1]]}, "ig": maps["ig"]}
+    fig = analysis.group_mean_grid(partial, row_label="outcome", groups=list(GROUPS), empty_label="no pairs")
+    assert len(_map_images(fig)) == 3
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert labels[:2] == ["saliency", "ig"]  # then the colour bar's
+    titles = [ax.get_title() for ax in fig.axes[:2]]
+    assert titles == list(GROUPS)
+    assert "no pairs" in [t.get_text() for ax in fig.axes for t in ax.texts]
+    _render(fig)
+
+
 def test_difference_maps_symmetric_scale_and_contours():
     rng = np.random.default_rng(1)
     diffs = {"a - b": rng.normal(size=(10, 10)), "c - b": 3 * rng.normal(size=(10, 10))}
