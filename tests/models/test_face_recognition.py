@@ -126,3 +126,19 @@ def test_pair_similarity_checks_the_reference_and_gives_one_score_per_input():
         per_input = PairSimilarity(embedder, e.flip(0))(x)
     assert per_input.shape == (4, 1)
     np.testing.assert_allclose(per_input[:, 0].numpy(), (e * e.flip(0)).sum(1).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_embedding_on_several_threads_gives_the_serial_bits_and_keeps_the_thread_setting(threads):
+    from generator.models.parallel import embed_batches
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        net = FaceEmbedder(width=4, dim=8).eval()
+    images = np.random.default_rng(1).integers(0, 256, (45, 32, 32, 3), dtype=np.uint8)
+    before = torch.get_num_threads()
+    serial = embed(net, images, batch_size=8)
+    parallel = embed_batches(net, images, batch_size=8, threads=threads)
+    assert parallel.dtype == np.float32 and parallel.shape == (45, 8)
+    assert np.array_equal(parallel, serial)
+    assert torch.get_num_threads() == before
