@@ -86,11 +86,7 @@ def to_keras(model: SmallCNN, image_size: int) -> keras.Model:
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < SmallCNN.min_input_size:
         raise ModelError(f"image_size must be an integer >= {SmallCNN.min_input_size}, got {image_size!r}")
     keras = import_tensorflow().keras  # lazy: TensorFlow is loaded only when a twin is built
-    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="float32", name="input")
-    x = inputs
-    for name, module in model.features.named_children():
-        x = _keras_layer(keras, f"features.{name}", module)(x)
-    x = keras.layers.GlobalAveragePooling2D(name=keras_layer_name("gap"))(x)
+    inputs, x = _pooled_features(keras, model, image_size)
     outputs = _keras_layer(keras, "classifier", model.classifier)(x)
     twin = keras.Model(inputs, outputs, name="small_cnn")
     _copy_weights(model, twin)
@@ -115,11 +111,7 @@ def embedder_to_keras(model: nn.Module, image_size: int, references: np.ndarray)
         raise ModelError(f"references must be (K, {model.projection.out_features}) embeddings, got shape "
                          f"{references.shape}")
     keras = import_tensorflow().keras
-    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="float32", name="input")
-    x = inputs
-    for name, module in model.features.named_children():
-        x = _keras_layer(keras, f"features.{name}", module)(x)
-    x = keras.layers.GlobalAveragePooling2D(name=keras_layer_name("gap"))(x)
+    inputs, x = _pooled_features(keras, model, image_size)
     x = _keras_layer(keras, "projection", model.projection)(x)
     x = keras.layers.UnitNormalization(axis=-1, name="unit")(x)
     similarity = keras.layers.Dense(len(references), use_bias=False, name="similarity")
@@ -180,6 +172,15 @@ def load_keras(path: Path) -> keras.Model:
         return keras.models.load_model(path, compile=False)
     except (ValueError, OSError) as error:
         raise ModelError(f"cannot read Keras model file {str(path)!r}: {error}") from error
+
+
+def _pooled_features(keras: Any, model: nn.Module, image_size: int) -> tuple[Any, Any]:
+    """The Keras input and the globally pooled output of the twin of ``model.features``."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="float32", name="input")
+    x = inputs
+    for name, module in model.features.named_children():
+        x = _keras_layer(keras, f"features.{name}", module)(x)
+    return inputs, keras.layers.GlobalAveragePooling2D(name=keras_layer_name("gap"))(x)
 
 
 def _keras_layer(keras: Any, torch_name: str, module: nn.Module) -> Any:
