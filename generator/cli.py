@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     weights.add_argument("--workers", type=int, default=2, help="trainings side by side (each uses one thread)")
     weights.add_argument("--force", action="store_true",
                          help="retrain weights that are already there under their key (default: keep them)")
+    commands.add_parser("stages", help="list the pipeline's stages: what each reads and makes, its code",
+                        description="List the stages of a build in order (generator/pipeline/graph.py): the results "
+                                    "each reads, what it makes, and the modules whose source is part of its cache key.")
     return parser
 
 
@@ -86,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from generator.config import load_config
 
+    if args.command == "stages":
+        from generator.pipeline.graph import stage_table
+
+        print(stage_table())
+        return 0
     config = load_config(args.config)
     if args.command == "check":
         import yaml

@@ -351,11 +351,7 @@ class AttributionConfig(_Strict):
         known = available()
         for key, names in (("methods", self.methods), ("sanity_methods", self.sanity_methods),
                            ("params", tuple(self.params))):
-            unknown = [n for n in names if n not in known]
-            if unknown:
-                hints = {n: difflib.get_close_matches(n, known, n=1) for n in unknown}
-                shown = ", ".join(f"'{n}'" + (f" (did you mean '{h[0]}'?)" if h else "") for n, h in hints.items())
-                raise ValueError(f"unknown method(s) in {key}: {shown}; available: {', '.join(known)}")
+            _check_methods(names, known, key)
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("methods must not repeat")
         outside = [m for m in (self.replicate_methods or ()) if m not in self.methods]
@@ -394,13 +390,8 @@ class VerificationMapsConfig(_Strict):
     def _known_methods(self) -> "VerificationMapsConfig":
         from generator.attribution.registry import available
 
-        known = available()
-        unknown = [n for n in (self.method, *self.gallery_methods, *self.params) if n not in known]
-        if unknown:
-            hints = {n: difflib.get_close_matches(n, known, n=1) for n in unknown}
-            shown = ", ".join(f"'{n}'" + (f" (did you mean '{h[0]}'?)" if h else "") for n, h in hints.items())
-            raise ValueError(f"unknown method(s) in verification.face_recognition.explain: {shown}; available: "
-                             f"{', '.join(known)}")
+        _check_methods((self.method, *self.gallery_methods, *self.params), available(),
+                       "verification.face_recognition.explain")
         if not self.gallery_methods or len(set(self.gallery_methods)) != len(self.gallery_methods):
             raise ValueError("gallery_methods must name at least one method, none twice")
         return self
@@ -579,6 +570,15 @@ class Config(_Strict):
     def trains_models(self) -> bool:
         """Whether any model is trained here (then a user's dataset is split into train and eval)."""
         return any(m.kind == "default" for m in self.models)
+
+
+def _check_methods(names, known: list[str], where: str) -> None:
+    """Refuse method names that are not registered, each with the closest registered name."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        hints = {n: difflib.get_close_matches(n, known, n=1) for n in unknown}
+        shown = ", ".join(f"'{n}'" + (f" (did you mean '{h[0]}'?)" if h else "") for n, h in hints.items())
+        raise ValueError(f"unknown method(s) in {where}: {shown}; available: {', '.join(known)}")
 
 
 def load_config(path: str | Path) -> Config:

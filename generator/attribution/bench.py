@@ -39,6 +39,7 @@ from generator.attribution.handles import ModelHandle, torch_handle
 from generator.attribution.registry import REGISTRY, build_explainer
 from generator.models.device import torch_device
 from generator.models.nets import SmallCNN
+from generator.numerics import to_uint8
 
 __all__ = ["FloorCase", "bench_captum", "bench_memory", "bench_metrics", "bench_xplique", "format_report", "main", "stage_profile"]
 
@@ -232,7 +233,7 @@ def bench_metrics(handle: ModelHandle, images: np.ndarray, targets: np.ndarray, 
     explainer = build_explainer("captum.saliency", handle, {})
 
     def saliency(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:  # as the build's max-sensitivity calls it
-        return explainer.explain(np.clip(np.rint(batch), 0, 255).astype(np.uint8), classes)
+        return explainer.explain(to_uint8(batch), classes)
 
     # Each case: the floor's kind (max-sensitivity re-explains: gradients) and the metric as the build runs it,
     # given the model function to call (probabilities, a torch forward, or the explainer) so its inputs are counted.

@@ -21,19 +21,16 @@ import pandas as pd
 
 from generator.config import Config
 from generator.fileio import atomic_write_text
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.cache import Cache
 from generator.pipeline.executor import MapFeed
-from generator.pipeline.stages import Faces, TrainedModel, handle_for
+from generator.pipeline.graph import stage_key
+from generator.pipeline.stages import Faces, TrainedModel, kept_handle
 
-__all__ = ["SHARES_CODE", "MapSet", "attribution_key", "attribution_stage", "select_stage", "shares_key",
+__all__ = ["MapSet", "attribution_key", "attribution_stage", "select_stage", "shares_key",
            "shares_stage"]
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTION_CODE = ("generator.attribution", "generator.models.nets", "generator.models.adapters",
-                    "generator.pipeline.attribution_stages")
-# The region shares of a method's maps (the shortcut test over training draws keeps only these).
-SHARES_CODE = (*ATTRIBUTION_CODE, "generator.analysis.regions")
 
 
 @dataclass(frozen=True)
@@ -140,9 +137,9 @@ def attribution_key(cache: Cache, config: Config, faces: Faces, trained: Trained
     """The cache key of one map set: method, parameters, framework, images, targets, code, model and data."""
     params = dict(config.attribution.params.get(method, {}))
     framework, _ = _framework(method, trained, twin_path)
-    return cache.key("attribution", {"method": method, "params": params, "framework": framework,
-                                     "images": chosen["image_id"].tolist(), "targets": targets.tolist(),
-                                     "code": code_hash(*ATTRIBUTION_CODE)}, (trained.key, faces.key))
+    return stage_key(cache, "attribution", {"method": method, "params": params, "framework": framework,
+                                            "images": chosen["image_id"].tolist(), "targets": targets.tolist()},
+                     model=trained.key, faces=faces.key)
 
 
 def attribution_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
@@ -183,7 +180,7 @@ def _explain_to_disk(config: Config, trained: TrainedModel, framework: str, twin
     from generator.attribution.base import UnsupportedMethod
     from generator.attribution.registry import build_explainer, check_maps
 
-    handle = handle_for(config, trained, framework, twin_path)
+    handle = kept_handle(config, trained, framework, twin_path)
     try:
         explainer = build_explainer(method, handle, params)
     except UnsupportedMethod as reason:
@@ -249,9 +246,8 @@ def shares_key(cache: Cache, config: Config, faces: Faces, trained: TrainedModel
     params = dict(config.attribution.params.get(method, {}))
     framework, _ = _framework(method, trained, twin_path)
     ids = faces.table["image_id"].to_numpy()[rows].tolist()
-    return cache.key("shares", {"method": method, "params": params, "framework": framework, "images": ids,
-                                "targets": targets.tolist(), "code": code_hash(*SHARES_CODE)},
-                     (trained.key, faces.key))
+    return stage_key(cache, "shares", {"method": method, "params": params, "framework": framework, "images": ids,
+                                       "targets": targets.tolist()}, model=trained.key, faces=faces.key)
 
 
 def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, rows: np.ndarray,
@@ -275,7 +271,7 @@ def shares_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMod
 
         start = time.perf_counter()
         try:
-            explainer = build_explainer(method, handle_for(config, trained, framework, twin_path), params)
+            explainer = build_explainer(method, kept_handle(config, trained, framework, twin_path), params)
         except UnsupportedMethod as reason:
             (folder / "meta.json").write_text(json.dumps({"skipped": str(reason)}))
             return

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config
+from generator.numerics import to_uint8
 from generator.pipeline.attribution_stages import MapSet
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.cache import Cache
 from generator.pipeline.executor import kept
-from generator.pipeline.stages import Faces, TrainedModel, handle_for
+from generator.pipeline.graph import stage_key
+from generator.pipeline.stages import Faces, TrainedModel, kept_handle
 
 if TYPE_CHECKING:
     from generator.pipeline.executor import Executor
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["EXPENSIVE_METRICS", "curve_scores", "evaluated", "evaluation_key", "evaluation_stage", "prob_fn",
            "sensitivity_scores", "submit_evaluation"]
 
-EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.models.nets",
-                   "generator.models.adapters", "generator.pipeline.evaluation_stage")
 FACE_REGIONS = ("skin", "eyes", "brows", "nose", "mouth")
 REGION_SCORES = ("share_face", "share_background", "share_cue", "pointing_mouth")
 
@@ -40,9 +40,9 @@ def prob_fn(handle) -> Any:
     """
 
     def probabilities(images: np.ndarray) -> np.ndarray:
-        logits = handle.logits(np.asarray(images, dtype=np.float32))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+        from generator.numerics import softmax
+
+        return softmax(handle.logits(np.asarray(images, dtype=np.float32))).astype(np.float32)
 
     return probabilities
 
@@ -61,8 +61,8 @@ def evaluation_key(cache: Cache, config: Config, maps_key: str, chosen: pd.DataF
     """The cache key of one map set's evaluation: its maps' key, the metric settings, the images the
     expensive metrics cover and the code."""
     subset = None if evaluated(chosen).all() else chosen["image_id"][evaluated(chosen)].tolist()
-    return cache.key("evaluation", {"steps": config.attribution.deletion_steps, "seed": config.seed,
-                                    "code": code_hash(*EVALUATION_CODE), "subset": subset}, (maps_key,))
+    return stage_key(cache, "evaluation", {"steps": config.attribution.deletion_steps, "seed": config.seed,
+                                           "subset": subset}, maps=maps_key)
 
 
 def evaluation_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel, chosen: pd.DataFrame,
@@ -162,13 +162,9 @@ def curve_scores(config: Config, trained: TrainedModel, images: np.ndarray, targ
     return deletion(maps), insertion(maps)
 
 
-_HANDLES: OrderedDict[str, Any] = OrderedDict()
-
-
 def _kept_handle(config: Config, trained: TrainedModel) -> Any:
-    """The model handle of ``trained`` in its own framework, loaded once per process (the last two kept)."""
-    return kept(_HANDLES, f"{trained.key}/{trained.framework}", lambda: handle_for(config, trained, trained.framework),
-                2)
+    """The model handle of ``trained`` in its own framework, loaded once per process (see :func:`kept_handle`)."""
+    return kept_handle(config, trained, trained.framework)
 
 
 def sensitivity_scores(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,
@@ -180,7 +176,7 @@ def sensitivity_scores(config: Config, trained: TrainedModel, framework: str, tw
     explainer = kept_explainer(config, trained, framework, twin_path, method, params)
 
     def explain(batch: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        return explainer.explain(np.clip(np.rint(batch), 0, 255).astype(np.uint8), classes)
+        return explainer.explain(to_uint8(batch), classes)
 
     return max_sensitivity(explain, images, targets, n_samples=4, seed=config.seed)
 
@@ -204,25 +200,12 @@ class _Metrics:
         self.mufidelity = MuFidelity(prob_fn(handle), images, targets, seed=config.seed)
         self.handle = handle
         self.inputs = handle.prepare(images) if trained.framework == "torch" else None
-        self._model = None
+        #: The model's logits for a torch batch, computed once per distinct batch (infidelity's passes).
+        self.forward = None
         if trained.framework == "torch":  # Captum's infidelity sends 8 x 32 perturbed copies: run them in passes
-            from generator.attribution.handles import ChunkedForward, pass_size
+            from generator.attribution.handles import ChunkedForward, RememberedForward, pass_size
 
-            self._model = ChunkedForward(handle.model, pass_size(handle.device))
-        self._forwards: dict[bytes, Any] = {}
-
-    def forward(self, batch: Any) -> Any:
-        """The model's logits for a torch batch, computed once per distinct batch."""
-        import hashlib
-
-        import torch
-
-        data = batch.detach().cpu().contiguous().numpy()
-        key = hashlib.sha1(data.tobytes()).digest() + str(data.shape).encode()
-        if key not in self._forwards:
-            with torch.no_grad():
-                self._forwards[key] = self._model(batch)
-        return self._forwards[key]
+            self.forward = RememberedForward(ChunkedForward(handle.model, pass_size(handle.device)))
 
 
 _METRICS: dict[str, _Metrics] = {}

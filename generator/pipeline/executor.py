@@ -111,10 +111,10 @@ def kept_explainer(config: Any, trained: Any, framework: str, twin_path: Path | 
                    params: dict[str, Any]) -> Any:
     """The explainer of ``method`` on one model, built once per process and kept for the next tasks."""
     from generator.attribution.registry import build_explainer
-    from generator.pipeline.stages import handle_for
+    from generator.pipeline.stages import kept_handle
 
     memo = json.dumps([trained.key, framework, str(twin_path), method, params], sort_keys=True, default=str)
-    return kept(_EXPLAINERS, memo, lambda: build_explainer(method, handle_for(config, trained, framework, twin_path),
+    return kept(_EXPLAINERS, memo, lambda: build_explainer(method, kept_handle(config, trained, framework, twin_path),
                                                            params), KEPT_EXPLAINERS)
 
 
@@ -210,22 +210,19 @@ class _Windowed(Executor):
 
 def cpu_threads(threads: int) -> int:
     """Set PyTorch's intra-op CPU threads of this process to ``threads``; return the previous count."""
-    import torch
+    from generator.models.checkpoints import cpu_threads as set_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    return previous
+    return set_threads(threads)
 
 
 def _worker_threads(threads: int, log_levels: dict[str, int] | None = None) -> None:
     """Process-pool initializer: pin the kernels, set the intra-op threads, and give the libraries' loggers the
     levels they have in the build process (so a worker is as quiet as the build about tf.function retracing)."""
     import generator  # noqa: F401  (pins the CPU kernels before torch computes anything)
-    import torch
 
     for name, level in (log_levels or {}).items():
         logging.getLogger(name).setLevel(level)
-    torch.set_num_threads(threads)
+    cpu_threads(threads)
 
 
 QUIETED_LOGGERS = ("tensorflow", "fontTools")
@@ -331,9 +328,8 @@ def _ray_task(task: ChunkTask) -> np.ndarray:
 def _ray_call(fn: Callable[..., Any], *args: Any) -> Any:
     """A Ray task for :meth:`RayExecutor.submit`: one thread per CPU the task holds, then the call."""
     import generator  # noqa: F401  (pins the CPU kernels before torch computes anything)
-    import torch
 
-    torch.set_num_threads(1)
+    cpu_threads(1)
     return fn(*args)
 
 

@@ -21,14 +21,13 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.cache import Cache
+from generator.pipeline.graph import stage_key
 from generator.pipeline.progress import progress_bar
-from generator.pipeline.stages import (DATASET_CODE, SHIPPED_WEIGHTS, TRAIN_CODE, _copy_shipped, _read_meta,
-                                       _write_meta, state_dict_hash)
+from generator.pipeline.stages import SHIPPED_WEIGHTS, _copy_shipped, _read_meta, _write_meta
 
-__all__ = ["FR_CODE", "MATCHERS", "Matcher", "Matchers", "face_recognition_stage", "matcher_keys"]
+__all__ = ["MATCHERS", "Matcher", "Matchers", "face_recognition_stage", "matcher_keys"]
 
-FR_CODE = (*TRAIN_CODE, "generator.models.face_recognition")
 #: The two face-recognition models: name, training split, description.
 MATCHERS = (("fr-balanced", "train_fair", "face recognition trained on identities balanced over skin-tone groups"),
             ("fr-skewed", "train_biased", "face recognition trained on identities in census-like skin-tone shares"))
@@ -80,8 +79,8 @@ def _faces(cache: Cache, config: Config) -> tuple[str, Path]:
     from generator.datasets.synthetic import generate
 
     params = _params(config)
-    key = cache.key("dataset", {"synthetic": params.as_dict(), "seed": config.seed, "purpose": "face-recognition",
-                                "code": code_hash(*DATASET_CODE)})
+    key = stage_key(cache, "fr-dataset", {"synthetic": params.as_dict(), "seed": config.seed,
+                                          "purpose": "face-recognition"})
     entry_key = cache.key("dataset", {"draw": key, "files": ["images", "table", "masks", "landmarks"]})
 
     def compute(folder: Path) -> None:
@@ -111,16 +110,15 @@ def matcher_keys(cache: Cache, config: Config, faces_key: str) -> dict[str, str]
     from dataclasses import asdict
 
     settings = asdict(_embedder_params(config))
-    return {name: cache.key("fr-train", {"train": settings, "split": split, "seed": config.seed,
-                                         "code": code_hash(*FR_CODE)}, (faces_key,))
+    return {name: stage_key(cache, "fr-train", {"train": settings, "split": split, "seed": config.seed},
+                            faces=faces_key)
             for name, split, _ in MATCHERS}
 
 
 def train_matcher_into(folder: Path, config: Config, images: np.ndarray, table: pd.DataFrame, split: str,
                        name: str) -> None:
     """Train one face-recognition model and write ``model.pt``, ``history.csv`` and ``meta.json``."""
-    import torch
-
+    from generator.models.checkpoints import save_state
     from generator.models.face_recognition import train_embedder
 
     rows = (table["split"] == split).to_numpy()
@@ -129,20 +127,18 @@ def train_matcher_into(folder: Path, config: Config, images: np.ndarray, table: 
     with progress_bar(params.epochs, f"train {name}", unit="epoch") as bar:
         result = train_embedder(images[rows], table["identity"].to_numpy()[rows], params, config.seed,
                                 progress=lambda epoch, metrics: bar.update(1))
-    torch.save(result.model.state_dict(), folder / "model.pt")
+    content_hash = save_state(result.model, folder / "model.pt")
     result.history.to_csv(folder / "history.csv", index=False)
-    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=state_dict_hash(result.model.state_dict()))
+    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=content_hash)
 
 
 def load_matcher(path: Path, config: Config):
     """The :class:`~generator.models.face_recognition.FaceEmbedder` saved at ``path`` (eval mode, CPU)."""
-    import torch
-
+    from generator.models.checkpoints import load_into
     from generator.models.face_recognition import FaceEmbedder
 
-    model = FaceEmbedder(width=config.verification.face_recognition.width, dim=config.verification.face_recognition.dim)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval()
+    fr = config.verification.face_recognition
+    return load_into(FaceEmbedder(width=fr.width, dim=fr.dim), path)
 
 
 def face_recognition_stage(cache: Cache, config: Config, *, shipped: Path | None = SHIPPED_WEIGHTS) -> Matchers:
@@ -160,7 +156,7 @@ def face_recognition_stage(cache: Cache, config: Config, *, shipped: Path | None
 
         entry = cache.get_or_compute("fr-train", key, train)
         meta = _read_meta(entry)
-        embed_key = cache.key("fr-embed", {"code": code_hash(*FR_CODE)}, (key, faces_key))
+        embed_key = stage_key(cache, "fr-embed", {}, matcher=key, faces=faces_key)
 
         def embed_into(folder: Path, entry: Path = entry) -> None:
             from generator.models.parallel import embed_batches

@@ -28,16 +28,14 @@ from matplotlib.figure import Figure
 
 from generator.figures.export import FORMATS, figure_bytes, render_pickled
 from generator.fileio import atomic_write_bytes
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.cache import Cache
+from generator.pipeline.graph import stage_key
 from generator.report.artifacts import FigureArtifact, TableArtifact
 
 __all__ = ["Publisher"]
 
 # A figure or table is recomputed when any code that can change it changes: the plotting
 # code, the metric and analysis code, and the pipeline modules whose functions build it.
-COMPUTE_CODE = ("generator.bias", "generator.evaluation", "generator.analysis", "generator.pipeline")
-FIGURE_CODE = ("generator.figures", *COMPUTE_CODE)
-TABLE_CODE = COMPUTE_CODE
 #: Pickled figures held for the background process at most (bytes): beyond, the build waits for it. The
 #: default build's figures are far below it, so they are all handed over while the next sections compute.
 MAX_PENDING_BYTES = 512 * 2**20
@@ -91,7 +89,7 @@ class Publisher:
         """
         self._check_new_id(figure_id)
         texts = {"title": title, "caption": caption}
-        key = self.cache.key("figure", {"id": figure_id, "code": code_hash(*FIGURE_CODE), **texts, "prov": provenance})
+        key = stage_key(self.cache, "figure", {"id": figure_id, **texts, "prov": provenance})
 
         def compute(folder: Path, drawn: Figure | None = None) -> None:
             self._write(folder, figure_bytes(make() if drawn is None else drawn, figure_id=figure_id, title=title,
@@ -182,7 +180,7 @@ class Publisher:
               make: Callable[[], pd.DataFrame], provenance: dict[str, Any]) -> TableArtifact:
         """Register a table; compute it with ``make()`` unless it is cached."""
         self._check_new_id(table_id)
-        key = self.cache.key("table", {"id": table_id, "code": code_hash(*TABLE_CODE), "prov": provenance})
+        key = stage_key(self.cache, "table", {"id": table_id, "prov": provenance})
 
         def compute(folder: Path) -> None:
             make().to_csv(folder / "table.csv", index=False)

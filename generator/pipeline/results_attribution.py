@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from generator.numerics import to_uint8
 from generator.pipeline.attribution_stages import (
     MapSet,
     attribution_key,
@@ -20,6 +21,7 @@ from generator.pipeline.attribution_stages import (
 from generator.pipeline.cache import code_hash
 from generator.pipeline.evaluation_stage import evaluated, evaluation_key, submit_evaluation
 from generator.pipeline.executor import ChunkTask, MapFeed, chunk_tasks, uses_workers
+from generator.pipeline.graph import stage_key
 from generator.pipeline.plan import (SHARED_PASSES, MapSetPlan, Plan, calibrate, map_set_seconds, notify,
                                      sanity_seconds)
 from generator.pipeline.progress import progress_bar
@@ -140,7 +142,7 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
     """What the loop above will compute, with a duration calibrated on each model that has work."""
     from generator.pipeline.attribution_stages import _framework
     from generator.pipeline.evaluation_stage import SENSITIVITY_IMAGES
-    from generator.pipeline.stages import handle_for
+    from generator.pipeline.stages import kept_handle
 
     config, cache = run.config, run.cache
     methods = list(config.attribution.methods)
@@ -165,7 +167,7 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
         if not todo:
             continue
         run.publisher.flush()  # the timing below must not share the CPU with the background figure process
-        forward, gradient = calibrate(handle_for(config, trained, trained.framework), images, targets)
+        forward, gradient = calibrate(kept_handle(config, trained, trained.framework), images, targets)
         plan.calibration[trained.name] = (forward, gradient)
         for item in todo:
             item.seconds = map_set_seconds(item.method, dict(config.attribution.params.get(item.method, {})), size,
@@ -177,7 +179,7 @@ def _plan(run: Run, chosen: pd.DataFrame) -> Plan:
         from generator.evaluation.sanity import parameterised_layers
 
         trained, methods, count, _ = sanity
-        handle = handle_for(config, trained, trained.framework)
+        handle = kept_handle(config, trained, trained.framework)
         forward, gradient = plan.calibration.get(trained.name) or calibrate(handle, images, _targets(
             run, trained.name, chosen))
         layers = len(parameterised_layers(handle.model))
@@ -400,11 +402,9 @@ def _sanity_plan(run: Run, chosen: pd.DataFrame) -> tuple[Any, list[str], int, s
     if not methods or trained is None:
         return None
     count = min(config.attribution.sanity_images, len(chosen))
-    key = run.cache.key("sanity", {"methods": methods, "images": chosen["image_id"][:count].tolist(),
-                                   "params": {m: config.attribution.params.get(m, {}) for m in methods},
-                                   "seed": config.seed, "code": code_hash("generator.evaluation",
-                                                                          "generator.attribution")},
-                        (trained.key, run.faces.key))
+    key = stage_key(run.cache, "sanity", {"methods": methods, "images": chosen["image_id"][:count].tolist(),
+                                          "params": {m: config.attribution.params.get(m, {}) for m in methods},
+                                          "seed": config.seed}, model=trained.key, faces=run.faces.key)
     return trained, methods, count, key
 
 
@@ -426,15 +426,11 @@ def _sanity_table(run: Run, out: Explanations, trained, methods: list[str], coun
         def factory(randomised, method=method, params=params):
             handle = replace(original, model=randomised)
             explainer = build_explainer(method, handle, params)
-            return lambda x, t: explainer.explain(_uint8(x), t)
+            return lambda x, t: explainer.explain(to_uint8(x), t)
 
         frame = cascading_randomisation(model, factory, images, targets, seed=run.config.seed)
         tables.append(frame.assign(method=method))
     return pd.concat(tables, ignore_index=True)
-
-
-def _uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
 def _sanity_summary(table: pd.DataFrame, keep_steps: bool = False) -> pd.DataFrame:
@@ -495,7 +491,7 @@ def _matched_ig_agreement(run: Run, out: Explanations, models: list[Any]) -> lis
     """
     from generator.attribution.registry import build_explainer
     from generator.evaluation.agreement import map_agreement
-    from generator.pipeline.stages import handle_for
+    from generator.pipeline.stages import kept_handle
 
     method = "xplique.integrated_gradients"
     frames = []
@@ -503,7 +499,7 @@ def _matched_ig_agreement(run: Run, out: Explanations, models: list[Any]) -> lis
         xplique = out.maps[(trained.name, method)]
         params = {**_defaults(method), **run.config.attribution.params.get(method, {})}
         steps = int(params["steps"])
-        handle = handle_for(run.config, trained)
+        handle = kept_handle(run.config, trained)
         explainer = build_explainer("captum.integrated_gradients", handle,
                                     {"steps": steps, "rule": "riemann_trapezoid", "baseline": params["baseline"]})
         images = run.faces.images[out.chosen["row"].to_numpy()]
@@ -527,14 +523,14 @@ def _completeness(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
 
     def table() -> pd.DataFrame:
         from generator.evaluation.agreement import completeness_gap
-        from generator.pipeline.stages import handle_for
+        from generator.pipeline.stages import kept_handle
 
         images = run.faces.images[out.chosen["row"].to_numpy()]
         rows = []
         for trained, method in pairs:
             params = {**_defaults(method), **run.config.attribution.params.get(method, {})}
             baseline = np.zeros_like(images) if params.get("baseline", "black") == "black" else np.full_like(images, 127)
-            handle = handle_for(run.config, trained, trained.framework)
+            handle = kept_handle(run.config, trained, trained.framework)
             targets = _targets(run, trained.name, out.chosen)
             pick = np.arange(len(images))
             f_x = handle.logits(images)[pick, targets]

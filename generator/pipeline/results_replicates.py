@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from generator.pipeline.attribution_stages import SHARES_CODE, _framework, shares_key, shares_stage
+from generator.pipeline.attribution_stages import _framework, shares_key, shares_stage
 from generator.pipeline.cache import code_hash
 from generator.pipeline.executor import MapFeed, chunk_tasks, uses_workers
+from generator.pipeline.graph import SHARES_CODE
 from generator.pipeline.plan import notify
 from generator.pipeline.progress import progress_bar
 from generator.pipeline.stages import TrainedModel

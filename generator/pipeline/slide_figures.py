@@ -22,13 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from generator.pipeline.cache import code_hash
+from generator.pipeline.graph import stage_key
 from generator.pipeline.state import Run
 
 __all__ = ["PER_SLIDE", "SlideFigure", "SlideViews"]
 
 PER_SLIDE = 4  # methods and faces per gallery slide
-SLIDE_FIGURE_CODE = ("generator.figures", "generator.pipeline.slide_figures")
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def _write(run: Run, name: str, provenance: dict[str, Any], make: Callable[[], A
                                                        "overlaps": [list(p) for p in check.overlaps]}))
 
     cache = run.cache
-    key = cache.key("slide-figure", {"name": name, "code": code_hash(*SLIDE_FIGURE_CODE), "prov": provenance})
+    key = stage_key(cache, "slide-figure", {"name": name, "prov": provenance})
     entry = cache.get_or_compute("slide-figure", key, compute)
     measured = json.loads((entry / "check.json").read_text())
     data = (entry / "figure.png").read_bytes()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,23 +21,19 @@ import pandas as pd
 
 from generator.config import Config, ModelConfig
 from generator.errors import DataError
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.cache import Cache
+from generator.pipeline.graph import stage_key
 from generator.pipeline.progress import progress_bar
 
-__all__ = ["Faces", "Predictions", "TrainedModel", "dataset_stage", "handle_for", "keras_twin_stage",
+__all__ = ["Faces", "Predictions", "TrainedModel", "dataset_stage", "handle_for", "keras_twin_stage", "kept_handle",
            "load_stage", "predict_stage", "train_stage"]
 
-# Each stage's key includes the hash of the code that computes it (see code_hash).
-DATASET_CODE = ("generator.datasets.synthetic",)
-FILES_CODE = ("generator.datasets", "generator.pipeline.stages")
-TRAIN_CODE = ("generator.models.nets", "generator.models.train", "generator.models.device", "generator.portable")
+# Each stage's key is derived from its declaration in generator.pipeline.graph (inputs, code).
 #: Weights of the default models made by `make weights` and shipped with the project, one folder per
 #: training key (see :func:`train_stage`): a cold build of the default config loads them instead of
-#: training, and they are the same bytes that training gives on any x86-64 CPU with AVX2.
+#: training, and every machine uses the same models (training repeats them bit for bit on CPUs of the vendor
+#: that made them, not across Intel and AMD: see generator.pipeline.weights).
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights"
-KERAS_CODE = ("generator.models.nets", "generator.models.keras_twin")
-PREDICT_CODE = ("generator.models.nets", "generator.models.train", "generator.models.adapters",
-                "generator.attribution.handles", "generator.pipeline.stages")
 
 
 SKIPPED_COLUMNS = ["source", "reason"]
@@ -148,16 +145,13 @@ def dataset_stage(cache: Cache, config: Config) -> Faces:
     return faces if config.dataset.landmarks == "none" else landmarks_stage(cache, faces)
 
 
-LANDMARK_CODE = ("generator.datasets.landmarks", "generator.analysis.regions")
-
 
 def landmarks_stage(cache: Cache, faces: Faces) -> Faces:
     """Detect five landmarks on every photograph and place the face regions from them (or load from cache)."""
     from generator.datasets.landmarks import DETECTOR, detect_landmarks, predictor_path
 
     model = hashlib.sha256(predictor_path().read_bytes()).hexdigest()[:16]
-    key = cache.key("landmarks", {"detector": DETECTOR, "model": model, "code": code_hash(*LANDMARK_CODE)},
-                    (faces.key,))
+    key = stage_key(cache, "landmarks", {"detector": DETECTOR, "model": model}, faces=faces.key)
 
     def compute(folder: Path) -> None:
         from generator.analysis.regions import landmark_regions
@@ -187,7 +181,7 @@ def _synthetic_stage(cache: Cache, config: Config) -> Faces:
     from generator.datasets.synthetic import LABEL_NAMES, SyntheticParams, generate
 
     params = SyntheticParams(**config.dataset.synthetic.model_dump())
-    key = cache.key("dataset", {"synthetic": params.as_dict(), "seed": config.seed, "code": code_hash(*DATASET_CODE)})
+    key = stage_key(cache, "dataset", {"synthetic": params.as_dict(), "seed": config.seed})
 
     def compute(folder: Path) -> None:
         total = sum(params.identities.values()) * params.images_per_identity
@@ -210,8 +204,7 @@ def _sample_faces_stage(cache: Cache, config: Config) -> Faces:
     from generator.datasets.sample_faces import sample_faces
 
     size = config.dataset.image_size
-    key = cache.key("dataset", {"kind": "sample_faces", "size": size,
-                                "code": code_hash("generator.datasets.sample_faces")})
+    key = stage_key(cache, "dataset-sample-faces", {"kind": "sample_faces", "size": size})
 
     def compute(folder: Path) -> None:
         start = time.perf_counter()
@@ -236,8 +229,8 @@ def _files_stage(cache: Cache, config: Config) -> Faces:
     digest = content_digest(faces.root, faces.table["path"])
     described = settings.model_dump(mode="json", exclude={"synthetic", "root", "annotations", "identity_file",
                                                                  "landmarks"})
-    key = cache.key("dataset", {"settings": described, "table": _frame_digest(faces.table), "images": digest,
-                                "seed": config.seed, "code": code_hash(*FILES_CODE)})
+    key = stage_key(cache, "dataset-files", {"settings": described, "table": _frame_digest(faces.table),
+                                             "images": digest, "seed": config.seed})
 
     def compute(folder: Path) -> None:
         from generator.datasets.images import read_images
@@ -277,8 +270,8 @@ def _frame_digest(frame: pd.DataFrame) -> str:
 def train_key(cache: Cache, config: Config, faces: Faces, model: ModelConfig, replicate: int = 0) -> str:
     """The cache key of one training run: settings, split, training seed, code and the dataset's key."""
     # The key is built from the config alone, so a cached run never imports torch.
-    return cache.key("train", {"train": config.training.model_dump(), "split": model.train_split,
-                               "seed": config.seed + replicate, "code": code_hash(*TRAIN_CODE)}, (faces.key,))
+    return stage_key(cache, "train", {"train": config.training.model_dump(), "split": model.train_split,
+                                      "seed": config.seed + replicate}, faces=faces.key)
 
 
 def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig, replicate: int = 0, *,
@@ -306,8 +299,7 @@ def train_stage(cache: Cache, config: Config, faces: Faces, model: ModelConfig, 
 
 def train_into(folder: Path, config: Config, faces: Faces, model: ModelConfig, replicate: int, name: str) -> None:
     """Train one default model and write ``model.pt``, ``history.csv`` and ``meta.json`` into ``folder``."""
-    import torch
-
+    from generator.models.checkpoints import save_state
     from generator.models.train import TrainParams, train_model
 
     params = TrainParams(**config.training.model_dump())
@@ -321,22 +313,21 @@ def train_into(folder: Path, config: Config, faces: Faces, model: ModelConfig, r
             eval_images=faces.images[evaluation], eval_labels=faces.table["label"].to_numpy()[evaluation],
             progress=lambda epoch, metrics: bar.update(1),
         )
-    torch.save(result.model.state_dict(), folder / "model.pt")
+    content_hash = save_state(result.model, folder / "model.pt")
     result.history.to_csv(folder / "history.csv", index=False)
-    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=state_dict_hash(result.model.state_dict()))
+    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=content_hash)
 
 
 def _copy_shipped(source: Path, folder: Path) -> bool:
     """Copy shipped weights into ``folder`` if they exist and their content hash holds; say why not otherwise."""
     import shutil
 
-    import torch
+    from generator.models.checkpoints import weights_match
 
     if not (source / "meta.json").is_file():
         return False
     meta = _read_meta(source)
-    state = torch.load(source / "model.pt", map_location="cpu", weights_only=True)
-    if state_dict_hash(state) != meta.get("content_hash"):
+    if not weights_match(source / "model.pt", meta.get("content_hash")):
         LOG.warning("shipped weights %s do not match their recorded hash; training instead", source)
         return False
     for name in ("model.pt", "history.csv"):
@@ -384,7 +375,7 @@ def load_stage(cache: Cache, config: Config, faces: Faces | None, model: ModelCo
     loaded = _load_file_model(model)  # loading runs a probe batch at the declared input size
     if faces is not None and faces.labelled:
         check_model(loaded, faces.label_names)
-    key = cache.key("model", {"hash": loaded.content_hash, "settings": model.model_dump(mode="json", exclude={
+    key = stage_key(cache, "model", {"hash": loaded.content_hash, "settings": model.model_dump(mode="json", exclude={
         "path", "class_file", "description"})})
     return TrainedModel(model.name, key, Path(model.path), loaded.content_hash, None, 0.0, model,
                         framework=loaded.framework, check={"outputs": loaded.outputs, "classes": loaded.num_classes,
@@ -394,13 +385,10 @@ def load_stage(cache: Cache, config: Config, faces: Faces | None, model: ModelCo
 
 def load_trained(trained: TrainedModel, config: Config) -> Any:
     """The torch module of a trained default model, in eval mode."""
-    import torch
-
+    from generator.models.checkpoints import load_into
     from generator.models.nets import SmallCNN
 
-    net = SmallCNN(num_classes=trained.check.get("classes", 2), width=config.training.width)
-    net.load_state_dict(torch.load(trained.path, map_location="cpu", weights_only=True))
-    return net.eval()
+    return load_into(SmallCNN(num_classes=trained.check.get("classes", 2), width=config.training.width), trained.path)
 
 
 def handle_for(config: Config, trained: TrainedModel, framework: str | None = None,
@@ -420,9 +408,27 @@ def handle_for(config: Config, trained: TrainedModel, framework: str | None = No
     return keras_handle(trained.name, load_keras(twin_path), cam_layer=keras_layer_name(SmallCNN.cam_layer_name))
 
 
+#: Model handles a process keeps for its next map sets, metrics and checks (the least recently used is dropped).
+KEPT_HANDLES = 4
+_HANDLES: OrderedDict[str, Any] = OrderedDict()
+
+
+def kept_handle(config: Config, trained: TrainedModel, framework: str | None = None,
+                twin_path: Path | None = None) -> Any:
+    """:func:`handle_for`, loaded once per process and kept for the next users (the :data:`KEPT_HANDLES` most
+    recent). Every stage of one model shares it: the map sets of each method, the evaluation metrics,
+    the plan's timing and the completeness check read the same handle instead of loading the model
+    file again (explainers and metrics do not change the model; the sanity checks randomise a copy)."""
+    from generator.pipeline.executor import kept
+
+    native = None if not trained.trained else framework or "torch"
+    memo = json.dumps([trained.key, trained.content_hash, native, str(twin_path) if native == "keras" else None])
+    return kept(_HANDLES, memo, lambda: handle_for(config, trained, framework, twin_path), KEPT_HANDLES)
+
+
 def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> dict[str, Any]:
     """Convert a trained model to Keras and record how closely the two agree."""
-    key = cache.key("keras", {"code": code_hash(*KERAS_CODE), "size": image_size(config)}, (trained.key,))
+    key = stage_key(cache, "keras", {"size": image_size(config)}, model=trained.key, faces=faces.key)
 
     def compute(folder: Path) -> None:
         from generator.models.keras_twin import save_keras, to_keras
@@ -444,7 +450,7 @@ def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
 
 def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> Predictions:
     """Logits, class probabilities, predicted labels (and, for the built-in CNN, embeddings) on the evaluation split."""
-    key = cache.key("predict", {"code": code_hash(*PREDICT_CODE)}, (faces.key, trained.key))
+    key = stage_key(cache, "predict", {}, faces=faces.key, model=trained.key)
 
     def compute(folder: Path) -> None:
         images = faces.images[faces.evaluation]
@@ -458,10 +464,9 @@ def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMo
         table = faces.table.loc[faces.evaluation, ["image_id"]].reset_index(drop=True)
         for k in range(logits.shape[1]):
             table[f"logit_{k}"] = logits[:, k]
-        # float64: NumPy's float32 exp differs by an ulp (1e-7) between its SIMD paths; float64 by about 1e-16
-        logits = logits.astype(np.float64)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        from generator.numerics import softmax
+
+        probs = softmax(logits)  # in float64: the same digits on every CPU
         for k in range(logits.shape[1]):
             table[f"prob_{k}"] = probs[:, k]
         table["pred"] = logits.argmax(axis=1)
@@ -480,13 +485,10 @@ def image_size(config: Config) -> int:
 
 
 def state_dict_hash(state: dict[str, Any]) -> str:
-    """SHA-256 over a state_dict's names, dtypes, shapes and values (file-format independent)."""
-    digest = hashlib.sha256()
-    for name, tensor in state.items():
-        array = tensor.detach().cpu().contiguous().numpy()
-        digest.update(f"{name}|{array.dtype}|{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
+    """See :func:`generator.models.checkpoints.state_dict_hash` (kept here for the callers that import it from here)."""
+    from generator.models.checkpoints import state_dict_hash as hashed
+
+    return hashed(state)
 
 
 def _write_meta(folder: Path, **meta: Any) -> None:

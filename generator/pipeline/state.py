@@ -5,7 +5,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,6 +13,11 @@ from generator.config import Config
 from generator.pipeline.cache import Cache
 from generator.pipeline.publish import Publisher
 from generator.pipeline.stages import Faces, Predictions, TrainedModel
+
+if TYPE_CHECKING:  # the results of later stages (their modules import this one)
+    from generator.pipeline.face_recognition_stage import Matchers
+    from generator.pipeline.results_attribution import Explanations
+    from generator.pipeline.verification_maps import PairMaps
 
 __all__ = ["Run", "Vocabulary", "evaluation_table", "training_text", "vocabulary"]
 
@@ -28,12 +33,13 @@ class Run:
     models: list[TrainedModel] = field(default_factory=list)
     predictions: dict[str, Predictions] = field(default_factory=dict)
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
-    explanations: Any = None
-    #: The face-recognition models of the verification audit on synthetic data (face_recognition_stage.Matchers).
-    matchers: Any = None
-    verification_maps: dict[str, Any] = field(default_factory=dict)
+    explanations: Explanations | None = None
+    #: The face-recognition models of the verification audit on synthetic data.
+    matchers: Matchers | None = None
+    #: Per face-recognition model, the similarity maps of its sampled pairs.
+    verification_maps: dict[str, PairMaps] = field(default_factory=dict)
     #: Further training draws of the fair/biased pair (replicates 1, 2, ...), see results_replicates.
-    draws: list[Any] = field(default_factory=list)
+    draws: list[tuple[TrainedModel, TrainedModel]] = field(default_factory=list)
     draw_predictions: dict[str, Predictions] = field(default_factory=dict)
     replicates: dict[str, Any] = field(default_factory=dict)
     #: Analyses that stepped aside, with the reason, per page (shown there instead of a traceback).

@@ -26,15 +26,14 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config
-from generator.pipeline.cache import Cache, code_hash
+from generator.pipeline.cache import Cache
+from generator.pipeline.graph import stage_key
 from generator.pipeline.progress import progress_bar
 
 __all__ = ["OUTCOMES", "PairMaps", "decided_pairs", "method_params", "sample_sizes", "verification_maps_stage"]
 
 #: The outcomes of a verification decision, in the order the pages show them.
 OUTCOMES = ("match", "false non-match", "false match", "correct rejection")
-VERIFICATION_MAPS_CODE = ("generator.attribution", "generator.models.keras_twin", "generator.pipeline.verification_maps",
-                          "generator.bias.pairs", "generator.bias.verification")
 
 
 @dataclass(frozen=True)
@@ -129,9 +128,9 @@ def verification_maps_stage(cache: Cache, config: Config, matchers) -> dict[str,
     params = method_params(config)
     out = {}
     for matcher in matchers.models:
-        key = cache.key("fr-maps", {"explain": explain.model_dump(), "params": params, "seed": config.seed,
-                                    "imposters": config.verification.face_recognition.imposters_per_genuine,
-                                    "code": code_hash(*VERIFICATION_MAPS_CODE)}, (matcher.key, matchers.faces_key))
+        key = stage_key(cache, "fr-maps", {"explain": explain.model_dump(), "params": params, "seed": config.seed,
+                                           "imposters": config.verification.face_recognition.imposters_per_genuine},
+                        matcher=matcher.key, faces=matchers.faces_key)
 
         def compute(folder: Path, matcher=matcher) -> None:
             from generator.attribution.verification import explain_pairs

@@ -119,14 +119,12 @@ def make_weights(config: Config, target: Path, *, workers: int = 2, force: bool 
 
 def _whole(folder: Path) -> bool:
     """Whether ``folder`` holds weights whose content hash matches the recorded one."""
-    import torch
-
-    from generator.pipeline.stages import _read_meta, state_dict_hash
+    from generator.models.checkpoints import weights_match
+    from generator.pipeline.stages import _read_meta
 
     if not (folder / "meta.json").is_file() or not (folder / "history.csv").is_file():
         return False
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    return state_dict_hash(state) == _read_meta(folder).get("content_hash")
+    return weights_match(folder / "model.pt", _read_meta(folder).get("content_hash"))
 
 
 # --- Weights of a training call (the tutorial's) -------------------------------------------------------------
@@ -169,7 +167,7 @@ def training_key(images: np.ndarray, labels: np.ndarray, params: Any, seed: int,
     from dataclasses import asdict
 
     from generator.pipeline.cache import code_hash
-    from generator.pipeline.stages import TRAIN_CODE
+    from generator.pipeline.graph import TRAIN_CODE
 
     digest = hashlib.sha256()
     for array in (images, labels, eval_images, eval_labels):
@@ -195,18 +193,17 @@ def train_or_load(images: np.ndarray, labels: np.ndarray, params: Any, seed: int
     writes them for :data:`TUTORIAL`), they are loaded after checking their content hash, so every
     machine uses the same model; otherwise the model is trained here. ``shipped=None`` always trains.
     """
-    import torch
-
+    from generator.models.checkpoints import load_state, state_dict_hash
     from generator.models.nets import SmallCNN
     from generator.models.train import train_model
-    from generator.pipeline.stages import _read_meta, state_dict_hash
+    from generator.pipeline.stages import _read_meta
 
     key = training_key(images, labels, params, seed, num_classes=num_classes, eval_images=eval_images,
                        eval_labels=eval_labels)
     folder = None if shipped is None else shipped / key
     if folder is not None and (folder / "meta.json").is_file():
         meta = _read_meta(folder)
-        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        state = load_state(folder / "model.pt")
         if state_dict_hash(state) == meta.get("content_hash"):
             model = SmallCNN(num_classes=num_classes, width=params.width)
             model.load_state_dict(state)
@@ -218,15 +215,9 @@ def train_or_load(images: np.ndarray, labels: np.ndarray, params: Any, seed: int
 
 
 def _this_machine() -> str:
-    from generator.models.device import torch_device
-    from generator.portable import cpu_facts
+    from generator.models.checkpoints import training_device
 
-    device = torch_device()
-    if device.type == "cuda":
-        import torch
-
-        return f"GPU {torch.cuda.get_device_name(device)}"
-    return cpu_facts()["cpu"]
+    return training_device()
 
 
 def tutorial_inputs() -> dict[str, Any]:
@@ -244,18 +235,16 @@ def tutorial_inputs() -> dict[str, Any]:
 
 def make_call_weights(inputs: dict[str, Any], target: Path) -> str:
     """Train one :func:`train_or_load` call here and write its weights to ``target/<key>/``; return the key."""
-    import torch
-
-    from generator.pipeline.stages import _write_meta, state_dict_hash
+    from generator.models.checkpoints import save_state
+    from generator.pipeline.stages import _write_meta
 
     key = training_key(**inputs)
     start = time.perf_counter()
     result = train_or_load(**inputs, shipped=None)
     folder = Path(tempfile.mkdtemp(dir=target, prefix=f".{key}.", suffix=".tmp"))
-    torch.save(result.model.state_dict(), folder / "model.pt")
+    content_hash = save_state(result.model, folder / "model.pt")
     result.history.to_csv(folder / "history.csv", index=False)
-    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=state_dict_hash(result.model.state_dict()),
-                made_on=result.made_on)
+    _write_meta(folder, seconds=time.perf_counter() - start, content_hash=content_hash, made_on=result.made_on)
     final = target / key
     if final.exists():
         shutil.rmtree(final)

@@ -92,6 +92,28 @@ def test_the_feed_in_the_build_process_gives_the_serial_maps(setup):
         np.testing.assert_array_equal(got[method], expected[method], err_msg=method)
 
 
+def test_one_model_is_loaded_once_for_all_its_methods_and_metrics(setup, monkeypatch):
+    """The explainers of every method and the evaluation's curves share one handle per model and process
+    (the model file is read once), and sharing it changes no map: the same bytes as fresh handles."""
+    from generator.pipeline import evaluation_stage, executor, stages
+
+    config, trained, images, targets, tasks = setup
+    loads = []
+    real = stages.handle_for
+    monkeypatch.setattr(stages, "handle_for", lambda *a, **k: loads.append(a[1].key) or real(*a, **k))
+    monkeypatch.setattr(stages, "_HANDLES", type(stages._HANDLES)())
+    monkeypatch.setattr(executor, "_EXPLAINERS", type(executor._EXPLAINERS)())
+    monkeypatch.setattr(evaluation_stage, "_CURVES", type(evaluation_stage._CURVES)())
+    got = _gathered(Executor(), tasks)
+    maps = got["captum.integrated_gradients"]
+    deletion, insertion = evaluation_stage.curve_scores(config, trained, images[:8], targets[:8], maps[:8], 4)
+    assert loads == ["k0"]
+    expected = _serial(setup)
+    for method in METHODS:
+        np.testing.assert_array_equal(got[method], expected[method], err_msg=method)
+    assert deletion.shape == insertion.shape == (8,) and np.isfinite(deletion).all()
+
+
 def test_a_map_set_passed_over_is_drained_and_an_unknown_one_has_no_tasks(setup):
     *_, tasks = setup
     feed = MapFeed(Executor(), tasks)

@@ -31,7 +31,7 @@ def explain(monkeypatch):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = SmallCNN(width=4)
-    monkeypatch.setattr(attribution_stages, "handle_for", lambda *args: torch_handle("cnn", model))
+    monkeypatch.setattr(attribution_stages, "kept_handle", lambda *args: torch_handle("cnn", model))
     images = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
     targets = np.arange(N) % 2
 
