@@ -52,8 +52,8 @@ EVALUATION_CODE = ("generator.evaluation", "generator.attribution", "generator.m
                    "generator.models.adapters", "generator.pipeline.evaluation_stage", "generator.numerics")
 SANITY_CODE = ("generator.evaluation", "generator.attribution", "generator.numerics")
 FR_CODE = (*TRAIN_CODE, "generator.models.face_recognition")
-VERIFICATION_MAPS_CODE = ("generator.attribution", "generator.models.keras_twin", "generator.pipeline.verification_maps",
-                          "generator.bias.pairs", "generator.bias.verification")
+VERIFICATION_MAPS_CODE = ("generator.attribution", "generator.models.keras_twin",
+                          "generator.pipeline.verification_maps", "generator.bias.pairs", "generator.bias.verification")
 COMPUTE_CODE = ("generator.bias", "generator.evaluation", "generator.analysis", "generator.pipeline")
 FIGURE_CODE = ("generator.figures", *COMPUTE_CODE)
 TABLE_CODE = COMPUTE_CODE
@@ -76,7 +76,7 @@ class Stage:
     folder: str = ""
     #: Where the stage is defined (``module:function`` in generator.pipeline), for the catalogue.
     where: str = ""
-    #: What the key covers besides declared inputs, when the stage reads no cached result by key (said in the catalogue).
+    #: What the key covers when the stage reads no cached result by key (said in the catalogue).
     keyed_by: str = ""
 
     @property
@@ -89,16 +89,18 @@ STAGES: tuple[Stage, ...] = (
           "landmarks, table with splits)", where="stages:dataset_stage"),
     Stage("dataset-sample-faces", (), SAMPLE_FACES_CODE, "Faces", "the photographs shipped with scikit-image and "
           "matplotlib (the real-model demo)", folder="dataset", where="stages:dataset_stage"),
-    Stage("dataset-files", (), FILES_CODE, "Faces", "a user's annotation table and images", folder="dataset", where="stages:dataset_stage", keyed_by="the table's and the images' content"),
+    Stage("dataset-files", (), FILES_CODE, "Faces", "a user's annotation table and images", folder="dataset",
+          where="stages:dataset_stage", keyed_by="the table's and the images' content"),
     Stage("landmarks", ("faces",), LANDMARK_CODE, "Faces", "five landmarks per photograph and the face regions "
           "placed from them", where="stages:landmarks_stage"),
     Stage("train", ("faces",), TRAIN_CODE, "TrainedModel", "train a built-in model on its split with seed + replicate "
           "(or copy its shipped weights)", where="stages:train_stage"),
-    Stage("model", (), LOAD_CODE, "TrainedModel", "load and check a user's model file (and its settings)", where="stages:load_stage", keyed_by="the model file's content"),
+    Stage("model", (), LOAD_CODE, "TrainedModel", "load and check a user's model file (and its settings)",
+          where="stages:load_stage", keyed_by="the model file's content"),
     Stage("keras", ("model", "faces"), KERAS_CODE, "Keras twin", "convert a built-in model to Keras and measure the "
           "twins' agreement on evaluation faces", where="stages:keras_twin_stage"),
     Stage("predict", ("faces", "model"), PREDICT_CODE, "Predictions", "logits, probabilities and labels on the "
-          "evaluation split", where="stages:predict_stage"),
+          "evaluation split (resumable chunk by chunk)", where="stages:predict_stage"),
     Stage("attribution", ("model", "faces"), ATTRIBUTION_CODE, "MapSet", "one method's maps of the explained images "
           "(resumable chunk by chunk)", where="attribution_stages:attribution_stage"),
     Stage("evaluation", ("maps",), EVALUATION_CODE, "per-sample scores", "faithfulness, complexity, robustness and "
@@ -115,7 +117,8 @@ STAGES: tuple[Stage, ...] = (
           where="face_recognition_stage:face_recognition_stage"),
     Stage("fr-maps", ("matcher", "faces"), VERIFICATION_MAPS_CODE, "PairMaps", "similarity maps of sampled pairs of "
           "every outcome per band", where="verification_maps:verification_maps_stage"),
-    Stage("table", (), TABLE_CODE, "CSV table", "one published table", where="publish:Publisher.table", keyed_by=PROVENANCE),
+    Stage("table", (), TABLE_CODE, "CSV table", "one published table", where="publish:Publisher.table",
+          keyed_by=PROVENANCE),
     Stage("figure", (), FIGURE_CODE, "PNG, SVG, PDF", "one published figure (with its title and caption)",
           where="publish:Publisher.figure", keyed_by=PROVENANCE),
     Stage("slide-figure", (), SLIDE_FIGURE_CODE, "PNG", "one figure redrawn for the deck",

@@ -113,8 +113,10 @@ class _Data:
         transforms, _ = self.alignment()
         return warp_to_template(maps, transforms, self.images.shape[1])
 
+    @cache
     def mean_face(self) -> np.ndarray:
-        """The mean (aligned) face: the background of the group-mean figures."""
+        """The mean (aligned) face: the background of the group-mean figures (computed when a figure is drawn,
+        not when every figure is cached)."""
         from generator.analysis.alignment import warp_to_template
 
         if not self.landmarked:
@@ -221,7 +223,6 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
     attribute = words.primary
     group_name = words.name(attribute)
     groups = data.meta[attribute].astype(str).to_numpy()
-    mean_face = data.mean_face()
     pair = compared_models(run) or (tuple(data.models[:2]) if len(data.models) >= 2 else None)
     for method in HEADLINE_METHODS:
         if not all(data.maps(m, method) is not None for m in data.models):
@@ -232,7 +233,7 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
             caption=f"Mean of the {title} maps (absolute, each normalised to sum 1, {how}) per model (rows) and "
                     f"{group_name} (columns), over the mean face. One colour scale for the whole figure.",
             alt=f"Grid of mean {title} maps per model and {group_name}.", page="analysis.md", provenance=prov,
-            make=lambda method=method: _mean_grid(data, method, groups, mean_face))
+            make=lambda method=method: _mean_grid(data, method, groups, data.mean_face()))
         usable = data.alignment()[1]["aligned"].to_numpy() if data.landmarked else np.ones(len(groups), bool)
         # 2 aligned maps a side
         testable = sorted((g for g in set(groups) if (usable & (groups == g)).sum() >= 2), key=natural_key)
@@ -250,8 +251,8 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                         "correction). One symmetric colour scale, white at zero.",
                 alt=f"Difference maps between groups of {group_name} for model {model}.", page="analysis.md",
                 provenance=prov, make=lambda method=method, model=model: _difference_figure(
-                    _between_groups(data, method, model, groups, reference, testable), mean_face, run.config.seed,
-                    difference_maps))
+                    _between_groups(data, method, model, groups, reference, testable), data.mean_face(),
+                    run.config.seed, difference_maps))
         if pair:
             run.publisher.figure(
                 f"fig-analysis-difference-{slug}", title=f"'{pair[1]}' minus '{pair[0]}': {title}",
@@ -261,7 +262,7 @@ def _group_means(run: Run, data: _Data, prov: dict[str, Any]) -> None:
                         "scale, white at zero.",
                 alt=f"Difference maps of {title}, {pair[1]} minus {pair[0]}, per {group_name}.", page="analysis.md",
                 provenance=prov, make=lambda method=method: _difference_figure(
-                    _between_models(data, method, pair, groups, testable), mean_face, run.config.seed,
+                    _between_models(data, method, pair, groups, testable), data.mean_face(), run.config.seed,
                     difference_maps))
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -320,8 +322,6 @@ def train_into(folder: Path, config: Config, faces: Faces, model: ModelConfig, r
 
 def _copy_shipped(source: Path, folder: Path) -> bool:
     """Copy shipped weights into ``folder`` if they exist and their content hash holds; say why not otherwise."""
-    import shutil
-
     from generator.models.checkpoints import weights_match
 
     if not (source / "meta.json").is_file():
@@ -448,19 +448,54 @@ def keras_twin_stage(cache: Cache, config: Config, faces: Faces, trained: Traine
     return {"path": entry / "model.keras", **_read_meta(entry)}
 
 
+#: Images per resumable chunk of predictions: a multiple of every forward pass size (the built-in CNN's 256,
+#: a handle's 32 on a CPU and 256 on a GPU), so the chunks give the bits of one call over all images.
+PREDICT_CHUNK = 2048
+
+
 def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedModel) -> Predictions:
-    """Logits, class probabilities, predicted labels (and, for the built-in CNN, embeddings) on the evaluation split."""
+    """Logits, class probabilities, predicted labels (and, for the built-in CNN, embeddings) on the evaluation split.
+
+    Computed in chunks of :data:`PREDICT_CHUNK` images, each written to the entry's partial folder as it
+    is done: an interrupted run (thousands of 224-px faces through a ResNet) continues at the first chunk
+    not done, and the progress bar shows the remaining time.
+    """
     key = stage_key(cache, "predict", {}, faces=faces.key, model=trained.key)
 
     def compute(folder: Path) -> None:
         images = faces.images[faces.evaluation]
-        if trained.trained:
-            from generator.models.train import predict
+        parts = folder / "chunks"
+        parts.mkdir(exist_ok=True)
+        model: list[Any] = []  # loaded on the first chunk that is not done
 
-            logits, embeddings = predict(load_trained(trained, config), images)
-            np.save(folder / "embeddings.npy", embeddings)
-        else:
-            logits = handle_for(config, trained).logits(images)
+        def chunk(start: int) -> dict[str, np.ndarray]:
+            done = parts / f"{start:09d}.npz"
+            if done.is_file():
+                with np.load(done) as found:
+                    return dict(found)
+            batch = images[start:start + PREDICT_CHUNK]
+            if trained.trained:
+                from generator.models.train import predict
+
+                if not model:
+                    model.append(load_trained(trained, config))
+                logits, embeddings = predict(model[0], batch)
+                out = {"logits": logits, "embeddings": embeddings}
+            else:
+                if not model:
+                    model.append(handle_for(config, trained))
+                out = {"logits": model[0].logits(batch)}
+            _save_npz_atomic(done, out)
+            return out
+
+        results = []
+        with progress_bar(len(images), f"predict {trained.name}", unit="image") as bar:
+            for start in range(0, len(images), PREDICT_CHUNK):
+                results.append(chunk(start))
+                bar.update(len(results[-1]["logits"]))
+        logits = np.concatenate([r["logits"] for r in results]) if results else np.zeros((0, 0), np.float32)
+        if trained.trained:
+            np.save(folder / "embeddings.npy", np.concatenate([r["embeddings"] for r in results]))
         table = faces.table.loc[faces.evaluation, ["image_id"]].reset_index(drop=True)
         for k in range(logits.shape[1]):
             table[f"logit_{k}"] = logits[:, k]
@@ -472,11 +507,20 @@ def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMo
         table["pred"] = logits.argmax(axis=1)
         table["confidence"] = probs.max(axis=1)
         table.to_csv(folder / "predictions.csv", index=False)
+        shutil.rmtree(parts)  # the entry keeps the assembled files only
 
-    entry = cache.get_or_compute("predict", key, compute)
+    entry = cache.get_or_compute("predict", key, compute, resumable=True)
     table = pd.read_csv(entry / "predictions.csv", dtype={"image_id": str})
     embeddings = np.load(entry / "embeddings.npy") if (entry / "embeddings.npy").is_file() else None
     return Predictions(trained.name, key, table, embeddings)
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (.npz) so that an interruption leaves either the whole file or none."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
 
 
 def image_size(config: Config) -> int:
