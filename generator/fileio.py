@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_sha256"]
+__all__ = ["atomic_save_npz", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
 
 
 def _umask() -> int:
@@ -41,6 +41,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
 def atomic_write_text(path: Path, text: str) -> bool:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npz(path: Path, **arrays) -> None:
+    """Write NumPy ``arrays`` to ``path`` (.npz) atomically: an interruption leaves the whole file or none."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def file_sha256(*paths: str | Path) -> str:

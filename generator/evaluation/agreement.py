@@ -8,7 +8,8 @@ from scipy.stats import rankdata
 from generator.errors import ConfigError, DataError
 from generator.evaluation.complexity import as_maps
 
-__all__ = ["AGREEMENT_COLUMNS", "completeness_gap", "map_agreement", "row_pearson", "row_spearman"]
+__all__ = ["AGREEMENT_COLUMNS", "completeness_gap", "completeness_table", "map_agreement", "row_pearson",
+           "row_spearman"]
 
 AGREEMENT_COLUMNS: tuple[str, ...] = ("image", "spearman", "pearson", "cosine", "topk_intersection")
 
@@ -145,3 +146,23 @@ def completeness_gap(attr_sums: np.ndarray, f_x: np.ndarray, f_baseline: np.ndar
     kept = (scale > 0) & (scale >= min_difference)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(kept, gap / np.where(kept, scale, 1.0), np.nan)
+
+
+def completeness_table(logits, images: np.ndarray, baseline: np.ndarray, targets: np.ndarray, maps: np.ndarray, *,
+                       min_difference: float = 0.0) -> pd.DataFrame:
+    """Per image: the sum of its attributions, the explained output's difference between the image and the
+    baseline, and the :func:`completeness_gap` between the two (absolute, and relative where the difference
+    is at least ``min_difference``).
+
+    ``logits(images)`` returns the model's outputs ``(N, classes)`` (a model handle's ``logits``);
+    ``baseline`` holds the baseline image of every image (the shape of ``images``); ``maps`` the
+    attributions ``(N, H, W)`` of class ``targets``.
+    """
+    pick = np.arange(len(images))
+    f_x = np.asarray(logits(images))[pick, targets]
+    f_0 = np.asarray(logits(baseline))[pick, targets]
+    sums = np.asarray(maps, dtype=np.float64).sum(axis=(1, 2))
+    return pd.DataFrame({"attribution_sum": sums, "output_difference": f_x - f_0,
+                         "gap": completeness_gap(sums, f_x, f_0),
+                         "relative_gap": completeness_gap(sums, f_x, f_0, relative=True,
+                                                          min_difference=min_difference)})

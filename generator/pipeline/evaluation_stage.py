@@ -5,6 +5,7 @@ an evaluation setting recomputes the scores but not the maps.
 """
 from __future__ import annotations
 
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from generator.config import Config
+from generator.fileio import atomic_save_npz
 from generator.numerics import to_uint8
 from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache
@@ -99,8 +101,12 @@ def submit_evaluation(cache: Cache, config: Config, faces: Faces, trained: Train
     subset, every = evaluated(chosen), np.asarray(maps.maps)
     images, scored, mapped = faces.images[chosen["row"].to_numpy()[subset]], targets[subset], every[subset]
     model = absolute_model(trained)
-    curves = [executor.submit(curve_scores, config, model, images[k:k + CURVE_IMAGES], scored[k:k + CURVE_IMAGES],
-                              mapped[k:k + CURVE_IMAGES], steps) for k in range(0, len(images), CURVE_IMAGES)]
+    # Each chunk's curves are kept in the entry's partial folder as they come back, so an interrupted
+    # evaluation (thousands of images) sends only the chunks not done when it runs again.
+    parts = cache.partial("evaluation", key) / "curves"
+    curves = {k: None if (parts / f"{k:09d}.npz").is_file() else
+              executor.submit(curve_scores, config, model, images[k:k + CURVE_IMAGES], scored[k:k + CURVE_IMAGES],
+                              mapped[k:k + CURVE_IMAGES], steps) for k in range(0, len(images), CURVE_IMAGES)}
     sensitivity = None
     if REGISTRY[maps.method].family in SENSITIVITY_FAMILIES:
         twin = Path(twin_path).resolve() if twin_path is not None else None
@@ -110,7 +116,7 @@ def submit_evaluation(cache: Cache, config: Config, faces: Faces, trained: Train
 
     def compute(folder: Path) -> None:
         metrics = _metrics(config, trained, faces, chosen[subset], scored, steps)
-        done = [job.result() for job in curves]
+        done = [_curve_chunk(folder / "curves" / f"{k:09d}.npz", job) for k, job in curves.items()]
         deletion = np.concatenate([d for d, _ in done]) if done else np.empty(0)
         insertion = np.concatenate([i for _, i in done]) if done else np.empty(0)
         table = _evaluate(metrics, faces, chosen, every, subset, deletion, insertion)
@@ -120,8 +126,20 @@ def submit_evaluation(cache: Cache, config: Config, faces: Faces, trained: Train
             robust[:SENSITIVITY_IMAGES] = sensitivity.result()
         table["max_sensitivity"] = _spread(robust, subset)
         table.to_csv(folder / "per_sample.csv", index=False)
+        shutil.rmtree(folder / "curves", ignore_errors=True)  # the entry keeps the table only
 
-    return lambda: _read(cache.get_or_compute("evaluation", key, compute))
+    return lambda: _read(cache.get_or_compute("evaluation", key, compute, resumable=True))
+
+
+def _curve_chunk(path: Path, job: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk's deletion and insertion AUCs: read from ``path`` when an earlier run kept them, else the task's
+    result, kept there at once."""
+    if job is None:
+        with np.load(path) as found:
+            return found["deletion"], found["insertion"]
+    deletion, insertion = job.result()
+    atomic_save_npz(path, deletion=deletion, insertion=insertion)
+    return deletion, insertion
 
 
 def _read(entry: Path) -> pd.DataFrame:

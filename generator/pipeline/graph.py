@@ -104,7 +104,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("attribution", ("model", "faces"), ATTRIBUTION_CODE, "MapSet", "one method's maps of the explained images "
           "(resumable chunk by chunk)", where="attribution_stages:attribution_stage"),
     Stage("evaluation", ("maps",), EVALUATION_CODE, "per-sample scores", "faithfulness, complexity, robustness and "
-          "localisation of one map set", where="evaluation_stage:evaluation_stage"),
+          "localisation of one map set (its curves resumable chunk by chunk)",
+          where="evaluation_stage:evaluation_stage"),
     Stage("sanity", ("model", "faces"), SANITY_CODE, "sanity scores", "model-randomisation checks of the Captum "
           "methods", where="results_attribution:_sanity_plan"),
     Stage("shares", ("model", "faces"), SHARES_CODE, "region shares", "one method's attribution share per face region "

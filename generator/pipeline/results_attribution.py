@@ -522,7 +522,7 @@ def _completeness(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
         return
 
     def table() -> pd.DataFrame:
-        from generator.evaluation.agreement import completeness_gap
+        from generator.evaluation.agreement import completeness_table
         from generator.pipeline.stages import kept_handle
 
         images = run.faces.images[out.chosen["row"].to_numpy()]
@@ -530,17 +530,11 @@ def _completeness(run: Run, out: Explanations, prov: dict[str, Any]) -> None:
         for trained, method in pairs:
             params = {**_defaults(method), **run.config.attribution.params.get(method, {})}
             baseline = np.zeros_like(images) if params.get("baseline", "black") == "black" else np.full_like(images, 127)
-            handle = kept_handle(run.config, trained, trained.framework)
-            targets = _targets(run, trained.name, out.chosen)
-            pick = np.arange(len(images))
-            f_x = handle.logits(images)[pick, targets]
-            f_0 = handle.logits(baseline.astype(np.uint8))[pick, targets]
-            sums = np.asarray(out.maps[(trained.name, method)].maps, dtype=np.float64).sum(axis=(1, 2))
-            rows.append(pd.DataFrame({"model": trained.name, "method": method, "image_id": out.chosen["image_id"],
-                                      "attribution_sum": sums, "output_difference": f_x - f_0,
-                                      "gap": completeness_gap(sums, f_x, f_0),
-                                      "relative_gap": completeness_gap(sums, f_x, f_0, relative=True,
-                                                                       min_difference=RELATIVE_GAP_FLOOR)}))
+            gaps = completeness_table(kept_handle(run.config, trained, trained.framework).logits, images, baseline,
+                                      _targets(run, trained.name, out.chosen), out.maps[(trained.name, method)].maps,
+                                      min_difference=RELATIVE_GAP_FLOOR)
+            rows.append(pd.concat([pd.DataFrame({"model": trained.name, "method": method,
+                                                 "image_id": out.chosen["image_id"].to_numpy()}), gaps], axis=1))
         return pd.concat(rows, ignore_index=True)
 
     run.publisher.table("tab-ig-completeness", title="Integrated Gradients: completeness gap",

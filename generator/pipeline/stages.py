@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections import OrderedDict
@@ -23,6 +22,7 @@ import pandas as pd
 
 from generator.config import Config, ModelConfig
 from generator.errors import DataError
+from generator.fileio import atomic_save_npz
 from generator.pipeline.cache import Cache
 from generator.pipeline.graph import stage_key
 from generator.pipeline.progress import progress_bar
@@ -485,7 +485,7 @@ def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMo
                 if not model:
                     model.append(handle_for(config, trained))
                 out = {"logits": model[0].logits(batch)}
-            _save_npz_atomic(done, out)
+            atomic_save_npz(done, **out)
             return out
 
         results = []
@@ -513,14 +513,6 @@ def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMo
     table = pd.read_csv(entry / "predictions.csv", dtype={"image_id": str})
     embeddings = np.load(entry / "embeddings.npy") if (entry / "embeddings.npy").is_file() else None
     return Predictions(trained.name, key, table, embeddings)
-
-
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` (.npz) so that an interruption leaves either the whole file or none."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    os.replace(tmp, path)
 
 
 def image_size(config: Config) -> int:

@@ -66,3 +66,24 @@ def test_refuses_bad_input() -> None:
         map_agreement(_maps(), _maps(), top_fraction=0.0)
     with pytest.raises(DataError, match="1-D"):
         completeness_gap(np.zeros(3), np.zeros(2), np.zeros(3))
+
+
+def test_completeness_table_of_exact_attributions_of_a_linear_model_has_no_gap():
+    """f(x) = sum of the pixels for class 1 (0 for class 0); with a black baseline the attributions x * 1 are exact:
+    the gap is zero, the output difference the pixel sum; a map with one unit too much has gap 1."""
+    from generator.evaluation.agreement import completeness_table
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 4, 4, 3)).astype(np.float64)
+    images[4] = 0.0  # an image equal to its baseline: no output difference, so no relative gap
+
+    def logits(batch):
+        total = np.asarray(batch, np.float64).reshape(len(batch), -1).sum(axis=1)
+        return np.stack([np.zeros_like(total), total], axis=1)
+
+    maps = images.sum(axis=3)
+    maps[1, 0, 0] += 1.0
+    table = completeness_table(logits, images, np.zeros_like(images), np.ones(5, np.int64), maps, min_difference=0.1)
+    np.testing.assert_allclose(table["output_difference"], images.reshape(5, -1).sum(axis=1))
+    np.testing.assert_allclose(table["gap"], [0.0, 1.0, 0.0, 0.0, 0.0], atol=1e-9)
+    assert table["relative_gap"].iloc[:4].notna().all() and np.isnan(table["relative_gap"].iloc[4])
