@@ -483,7 +483,7 @@ def predict_stage(cache: Cache, config: Config, faces: Faces, trained: TrainedMo
                 out = {"logits": logits, "embeddings": embeddings}
             else:
                 if not model:
-                    model.append(handle_for(config, trained))
+                    model.append(kept_handle(config, trained))  # the later stages of this model reuse it
                 out = {"logits": model[0].logits(batch)}
             atomic_save_npz(done, **out)
             return out
