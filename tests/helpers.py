@@ -163,3 +163,21 @@ def result_files(results: Path) -> dict[str, bytes]:
             for p in sorted(results.rglob("*")) if p.is_file() and p.suffix in COMPARED}
 
 
+
+
+def tiny_faces_and_model(folder: Path, key: str):
+    """The tiny config's faces and an untrained built-in CNN (seeded) saved under ``folder``: for stage tests
+    that need a model but not a trained one. Returns ``(config, faces, trained)``."""
+    import torch
+
+    from generator.models.nets import SmallCNN
+    from generator.pipeline.cache import Cache
+    from generator.pipeline.stages import TrainedModel, dataset_stage
+
+    config = tiny_config(folder)
+    faces = dataset_stage(Cache(folder / "faces-cache"), config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(SmallCNN(width=config.training.width).state_dict(), folder / "model.pt")
+    trained = TrainedModel("fair", key, folder / "model.pt", "h0", None, 0.0, config.models[0], check={"classes": 2})
+    return config, faces, trained

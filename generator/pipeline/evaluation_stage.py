@@ -173,16 +173,11 @@ def curve_scores(config: Config, trained: TrainedModel, images: np.ndarray, targ
     memo += f"{trained.key}/{trained.framework}/{steps}"
 
     def make() -> tuple[Deletion, Insertion]:
-        probs = prob_fn(_kept_handle(config, trained))
+        probs = prob_fn(kept_handle(config, trained, trained.framework))
         return Deletion(probs, images, targets, steps=steps), Insertion(probs, images, targets, steps=steps)
 
     deletion, insertion = kept(_CURVES, memo, make, KEPT_CURVES)
     return deletion(maps), insertion(maps)
-
-
-def _kept_handle(config: Config, trained: TrainedModel) -> Any:
-    """The model handle of ``trained`` in its own framework, loaded once per process (see :func:`kept_handle`)."""
-    return kept_handle(config, trained, trained.framework)
 
 
 def sensitivity_scores(config: Config, trained: TrainedModel, framework: str, twin_path: Path | None, method: str,
@@ -214,7 +209,7 @@ class _Metrics:
                  steps: int) -> None:
         from generator.evaluation.faithfulness import MuFidelity
 
-        handle = _kept_handle(config, trained)
+        handle = kept_handle(config, trained, trained.framework)
         self.mufidelity = MuFidelity(prob_fn(handle), images, targets, seed=config.seed)
         self.handle = handle
         self.inputs = handle.prepare(images) if trained.framework == "torch" else None

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from generator.errors import ConfigError
+from generator.models.checkpoints import cpu_threads
 
-__all__ = ["ChunkTask", "Executor", "Later", "MapFeed", "absolute_model", "chunk_tasks", "cpu_threads",
+__all__ = ["ChunkTask", "Executor", "Later", "MapFeed", "absolute_model", "chunk_tasks",
            "explain_chunk", "kept", "kept_explainer", "make_executor", "uses_workers"]
 
 #: Images per task, rounded up to whole explainer chunks: small enough to spread a map set of the
@@ -206,13 +207,6 @@ class _Windowed(Executor):
     def _cancel(self, handle: Any) -> None:
         """Drop a submitted task: one not started never runs, a running one's result is not awaited."""
         raise NotImplementedError
-
-
-def cpu_threads(threads: int) -> int:
-    """Set PyTorch's intra-op CPU threads of this process to ``threads``; return the previous count."""
-    from generator.models.checkpoints import cpu_threads as set_threads
-
-    return set_threads(threads)
 
 
 def _worker_threads(threads: int, log_levels: dict[str, int] | None = None) -> None:

@@ -520,13 +520,6 @@ def image_size(config: Config) -> int:
     return config.dataset.synthetic.image_size if config.dataset.kind == "synthetic" else config.dataset.image_size
 
 
-def state_dict_hash(state: dict[str, Any]) -> str:
-    """See :func:`generator.models.checkpoints.state_dict_hash` (kept here for the callers that import it from here)."""
-    from generator.models.checkpoints import state_dict_hash as hashed
-
-    return hashed(state)
-
-
 def _write_meta(folder: Path, **meta: Any) -> None:
     (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
 

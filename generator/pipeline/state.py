@@ -72,7 +72,8 @@ class Run:
         thread count, see :mod:`generator.pipeline.executor`).
         """
         if self.workers is None:
-            from generator.pipeline.executor import cpu_threads, make_executor
+            from generator.models.checkpoints import cpu_threads
+            from generator.pipeline.executor import make_executor
 
             self.workers = make_executor(self.config.execution)
             if self.workers.shares_cores:
@@ -82,7 +83,7 @@ class Run:
     def close_executor(self) -> None:
         """Stop the build's worker processes, if any were started, and give the build its threads back."""
         if self.workers is not None:
-            from generator.pipeline.executor import cpu_threads
+            from generator.models.checkpoints import cpu_threads
 
             workers, self.workers = self.workers, None
             workers.close()

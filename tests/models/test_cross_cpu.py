@@ -36,7 +36,7 @@ torch.set_num_threads(int(sys.argv[1]))
 import generator
 from generator.datasets.synthetic import SyntheticParams, generate
 from generator.models.train import TrainParams, predict, train_model
-from generator.pipeline.stages import state_dict_hash
+from generator.models.checkpoints import state_dict_hash
 from generator.portable import kernel_state
 
 faces = generate(SyntheticParams(image_size=48, identities={"train_biased": 16, "eval": 4},

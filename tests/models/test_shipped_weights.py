@@ -14,7 +14,8 @@ import pytest
 
 from generator.config import load_config
 from generator.pipeline.cache import Cache
-from generator.pipeline.stages import SHIPPED_WEIGHTS, _read_meta, state_dict_hash, train_into
+from generator.models.checkpoints import state_dict_hash
+from generator.pipeline.stages import SHIPPED_WEIGHTS, _read_meta, train_into
 from generator.pipeline.weights import (expected_matcher_weights, expected_weights, make_call_weights, train_or_load,
                                         training_key, tutorial_inputs)
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from generator.models.nets import SmallCNN
 from generator.pipeline import evaluation_stage
 from generator.pipeline.attribution_stages import MapSet
 from generator.pipeline.cache import Cache
 from generator.pipeline.evaluation_stage import CURVE_IMAGES, submit_evaluation
-from generator.pipeline.stages import TrainedModel, dataset_stage
-from tests.helpers import tiny_config
+from tests.helpers import tiny_faces_and_model
 
 
 class Interrupted(Exception):
@@ -22,14 +19,7 @@ class Interrupted(Exception):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("evaluation")
-    config = tiny_config(folder)
-    faces = dataset_stage(Cache(folder / "faces-cache"), config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        torch.save(SmallCNN(width=config.training.width).state_dict(), folder / "model.pt")
-    trained = TrainedModel("fair", "k-eval", folder / "model.pt", "h0", None, 0.0, config.models[0],
-                           check={"classes": 2})
+    config, faces, trained = tiny_faces_and_model(tmp_path_factory.mktemp("evaluation"), "k-eval")
     rows = faces.evaluation[:3 * CURVE_IMAGES + 5]  # four curve chunks
     chosen = pd.DataFrame({"row": rows, "image_id": faces.table["image_id"].to_numpy()[rows]})
     targets = faces.table["label"].to_numpy()[rows].astype(np.int64)

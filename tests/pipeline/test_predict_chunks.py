@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from generator.models import train as train_module
-from generator.models.nets import SmallCNN
 from generator.pipeline import stages
 from generator.pipeline.cache import Cache
-from generator.pipeline.stages import TrainedModel, dataset_stage, predict_stage
-from tests.helpers import tiny_config
+from generator.pipeline.stages import predict_stage
+from tests.helpers import tiny_faces_and_model
 
 
 class Interrupted(Exception):
@@ -21,15 +19,7 @@ class Interrupted(Exception):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("predict")
-    config = tiny_config(folder)
-    faces = dataset_stage(Cache(folder / "faces-cache"), config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        torch.save(SmallCNN(width=config.training.width).state_dict(), folder / "model.pt")
-    trained = TrainedModel("fair", "k-predict", folder / "model.pt", "h0", None, 0.0, config.models[0],
-                           check={"classes": 2})
-    return config, faces, trained
+    return tiny_faces_and_model(tmp_path_factory.mktemp("predict"), "k-predict")
 
 
 def test_an_interrupted_prediction_continues_at_its_chunk(setup, tmp_path, monkeypatch):
